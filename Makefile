@@ -1,0 +1,36 @@
+# Set-up and common tasks. `make demo` and `make test` each create .venv when missing.
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+# The CPU build of torch; a plain `torch` would pull multi-GB CUDA wheels.
+TORCH  ?= torch==2.13.0
+
+.PHONY: install install-test demo test bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q "$(TORCH)"
+	$(PIP) install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PIP) install -q -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
+
+demo: install
+	$(VENV)/bin/mmlatch demo --out runs/demo
+
+test: install-test
+	$(PY) -m pytest -n 2 -q
+
+bench: install
+	$(PY) benchmarks/step_time.py
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,3 @@
+"""mmlatch: multimodal sentiment analysis with top-down feedback fusion."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Analysis: masks, plots, tables (built on finished runs)."""

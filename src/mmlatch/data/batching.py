@@ -1,0 +1,81 @@
+"""From a :class:`Split` to padded batches of tensors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from mmlatch.data.dataset import Split
+
+
+@dataclass
+class Batch:
+    """A batch: modality -> (B, L, F_k) end-padded features, lengths, labels, ids.
+
+    ``L`` is the longest sample of the batch (per modality), never the dataset's maximum.
+    """
+
+    features: dict[str, Tensor]
+    lengths: dict[str, Tensor]
+    labels: Tensor  # (B, num_outputs)
+    ids: list[str]
+
+    def to(self, device: torch.device | str) -> Batch:
+        """A copy on ``device``."""
+        return Batch(
+            {k: v.to(device, non_blocking=True) for k, v in self.features.items()},
+            {k: v.to(device, non_blocking=True) for k, v in self.lengths.items()},
+            self.labels.to(device, non_blocking=True),
+            self.ids,
+        )
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+
+class SplitDataset(Dataset):
+    """Index dataset over a split; :meth:`collate` gathers whole batches with numpy slicing."""
+
+    def __init__(self, split: Split) -> None:
+        self.split = split
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, index: int) -> int:
+        return index
+
+    def collate(self, indices: list[int]) -> Batch:
+        """Gather samples ``indices`` into a :class:`Batch` trimmed to the batch's longest."""
+        idx = np.asarray(indices, dtype=np.int64)
+        feats, lens = {}, {}
+        for m, x in self.split.features.items():
+            ln = self.split.lengths[m][idx]
+            feats[m] = torch.from_numpy(np.ascontiguousarray(x[idx, : int(ln.max())]))
+            lens[m] = torch.from_numpy(ln.copy())
+        labels = torch.from_numpy(np.ascontiguousarray(self.split.labels[idx]))
+        return Batch(feats, lens, labels, [self.split.ids[i] for i in idx])
+
+
+def make_loader(
+    split: Split,
+    batch_size: int,
+    shuffle: bool,
+    seed: int = 0,
+    num_workers: int = 0,
+) -> DataLoader:
+    """A DataLoader of :class:`Batch` over ``split``; shuffling is seeded for reproducibility."""
+    ds = SplitDataset(split)
+    generator = torch.Generator().manual_seed(seed) if shuffle else None
+    return DataLoader(
+        ds,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        collate_fn=ds.collate,
+        num_workers=num_workers,
+        generator=generator,
+    )

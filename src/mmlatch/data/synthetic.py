@@ -1,0 +1,142 @@
+"""The built-in synthetic multimodal sentiment dataset (no files needed).
+
+MOSEI-like sizes: text 300, audio 74, visual 35 features per step; 8 .. 50 steps per sample
+(word-aligned: all modalities share the length); labels in [-3, 3] on MOSEI's 1/3 grid, so
+some labels are exactly 0.
+
+Planted structure (why top-down masking should help). Every sample has
+- a sentiment ``s`` (the label),
+- a decoy sentiment ``s'`` drawn the same way, independent of ``s``,
+- a binary context ``c`` that only the TEXT shows (a fixed direction added to every word,
+  with sign +/-).
+Audio features 0-11 (group A) and 12-23 (group B) and visual features 0-7 (group A) and
+8-15 (group B) each express a fixed pattern times a sentiment on a random half of the steps.
+When ``c = +1`` group A carries ``s`` and group B the decoy ``s'``; when ``c = -1`` they swap.
+Without the text context the two groups are indistinguishable, so audio/visual alone cannot
+tell the true sentiment from the decoy; a mask computed from the text that keeps the right
+group and suppresses the other is exactly what the task needs. Text also carries a weak,
+noisy direct view of ``s``. The remaining features are noise.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mmlatch.data.dataset import DataError, MultimodalDataset, Split, TaskSpec
+
+DIMS: dict[str, int] = {"text": 300, "audio": 74, "visual": 35}
+GROUPS: dict[str, tuple[slice, slice]] = {
+    "audio": (slice(0, 12), slice(12, 24)),
+    "visual": (slice(0, 8), slice(8, 16)),
+}
+
+
+def _sentiments(rng: np.random.Generator, n: int) -> np.ndarray:
+    """n sentiments on MOSEI's grid: multiples of 1/3 in [-3, 3], mildly positive."""
+    raw = rng.normal(0.2, 1.4, size=n)
+    return np.clip(np.round(raw * 3) / 3, -3, 3).astype(np.float32)
+
+
+def _feature_names() -> dict[str, list[str]]:
+    names: dict[str, list[str]] = {"text": [f"t{i}" for i in range(DIMS["text"])]}
+    for mod, (ga, gb) in GROUPS.items():
+        col = [f"noise{i}" for i in range(DIMS[mod])]
+        for i in range(ga.start, ga.stop):
+            col[i] = f"A{i - ga.start}"
+        for i in range(gb.start, gb.stop):
+            col[i] = f"B{i - gb.start}"
+        names[mod] = col
+    return names
+
+
+def _make_split(
+    rng: np.random.Generator,
+    n: int,
+    patterns: dict[str, np.ndarray],
+    min_len: int,
+    max_len: int,
+    noise: float,
+    prefix: str,
+) -> Split:
+    lengths = rng.integers(min_len, max_len + 1, size=n).astype(np.int64)
+    s = _sentiments(rng, n)
+    decoy = _sentiments(rng, n)
+    context = rng.choice(np.array([-1.0, 1.0], dtype=np.float32), size=n)
+    valid = np.arange(max_len)[None, :] < lengths[:, None]  # (N, L)
+
+    feats: dict[str, np.ndarray] = {}
+    # text: context direction on every word + weak noisy sentiment direction + noise
+    text = rng.normal(0.0, noise, size=(n, max_len, DIMS["text"])).astype(np.float32)
+    text += context[:, None, None] * patterns["context"][None, None, :]
+    text_sent = s + rng.normal(0.0, 1.5, size=n).astype(np.float32)  # weak direct view
+    text += 0.3 * text_sent[:, None, None] * patterns["text_sent"][None, None, :]
+    feats["text"] = text
+    for mod, (ga, gb) in GROUPS.items():
+        x = rng.normal(0.0, noise, size=(n, max_len, DIMS[mod])).astype(np.float32)
+        in_a = np.where(context > 0, s, decoy)  # what group A expresses
+        in_b = np.where(context > 0, decoy, s)
+        active = rng.random((n, max_len)) < 0.5  # expressed on about half the steps
+        pa, pb = patterns[mod + "_a"], patterns[mod + "_b"]
+        x[:, :, ga] += (active * in_a[:, None])[:, :, None] * pa[None, None, :]
+        x[:, :, gb] += (active * in_b[:, None])[:, :, None] * pb[None, None, :]
+        feats[mod] = x
+    for x in feats.values():
+        x[~valid] = 0.0
+    return Split(
+        features=feats,
+        lengths={m: lengths for m in feats},
+        labels=s[:, None],
+        ids=[f"{prefix}{i:05d}" for i in range(n)],
+    )
+
+
+def make_synthetic(
+    n_train: int = 1200,
+    n_valid: int = 300,
+    n_test: int = 300,
+    seed: int = 0,
+    min_len: int = 8,
+    max_len: int = 50,
+    noise: float = 1.0,
+) -> MultimodalDataset:
+    """Generate the synthetic dataset described in this module's docstring.
+
+    Args:
+        n_train, n_valid, n_test: samples per split.
+        seed: the generator seed (the data only depend on it and the sizes).
+        min_len, max_len: range of sequence lengths (inclusive).
+        noise: standard deviation of the background noise of every feature.
+    Returns:
+        A dataset with splits train/valid/test and modalities text, audio, visual.
+    """
+    for name, value in (("n_train", n_train), ("n_valid", n_valid), ("n_test", n_test)):
+        if int(value) < 1:
+            raise DataError(f"synthetic data: {name} must be >= 1, got {value}")
+    if not 1 <= min_len <= max_len:
+        raise DataError(f"synthetic data: need 1 <= min_len <= max_len, got {min_len}, {max_len}")
+    if noise < 0:
+        raise DataError(f"synthetic data: noise must be >= 0, got {noise}")
+    rng = np.random.default_rng(seed)
+
+    def unit(k: int, scale: float) -> np.ndarray:
+        v = rng.normal(size=k).astype(np.float32)
+        return (scale * v / np.linalg.norm(v) * np.sqrt(k)).astype(np.float32)
+
+    patterns = {
+        "context": unit(DIMS["text"], 0.5),
+        "text_sent": unit(DIMS["text"], 0.3),
+    }
+    for mod, (ga, gb) in GROUPS.items():
+        patterns[mod + "_a"] = unit(ga.stop - ga.start, 0.6)
+        patterns[mod + "_b"] = unit(gb.stop - gb.start, 0.6)
+    splits = {
+        name: _make_split(rng, int(n), patterns, min_len, max_len, noise, f"{name}_")
+        for name, n in (("train", n_train), ("valid", n_valid), ("test", n_test))
+    }
+    return MultimodalDataset(
+        name="synthetic",
+        splits=splits,
+        task=TaskSpec(),
+        feature_names=_feature_names(),
+        source=f"synthetic(seed={seed})",
+    )

@@ -1,0 +1,77 @@
+"""Dot-product attention layers with key-padding masks (Eq. 1 of the MMLatch paper)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class CrossModalAttention(nn.Module):
+    """Scaled dot-product attention of one sequence over another (paper Eq. 1).
+
+    ``a_kl = softmax(Q_k K_l^T / sqrt(d)) V_l (+ r_k)`` with bias-free Q/K/V projections.
+    Padded key steps get no weight; outputs at padded query steps are arbitrary.
+
+    Args:
+        query_dim: feature size of the query sequence.
+        key_dim: feature size of the key/value sequence.
+        dim: projection size d (output size).
+        dropout: dropout on the attention weights (training only).
+        residual: add the query to the output (needs ``query_dim == dim``).
+    """
+
+    def __init__(
+        self,
+        query_dim: int,
+        key_dim: int,
+        dim: int = 100,
+        dropout: float = 0.1,
+        residual: bool = True,
+    ) -> None:
+        super().__init__()
+        if residual and query_dim != dim:
+            raise ValueError(f"residual attention needs query_dim == dim, got {query_dim} != {dim}")
+        self.q = nn.Linear(query_dim, dim, bias=False)
+        self.k = nn.Linear(key_dim, dim, bias=False)
+        self.v = nn.Linear(key_dim, dim, bias=False)
+        self.dropout = dropout
+        self.residual = residual
+        for lin in (self.q, self.k, self.v):
+            nn.init.xavier_uniform_(lin.weight)
+
+    def forward(self, query: Tensor, key: Tensor, key_mask: Tensor) -> Tensor:
+        """query: (B, Lq, Dq), key: (B, Lk, Dk), key_mask: (B, Lk) bool -> (B, Lq, dim)."""
+        out = F.scaled_dot_product_attention(
+            self.q(query),
+            self.k(key),
+            self.v(key),
+            attn_mask=key_mask.unsqueeze(1),  # (B, 1, Lk) broadcast over queries
+            dropout_p=self.dropout if self.training else 0.0,
+        )
+        return out + query if self.residual else out
+
+
+class SelfAttention(CrossModalAttention):
+    """Dot-product self-attention over one padded sequence (no residual)."""
+
+    def __init__(self, dim: int, dropout: float = 0.1) -> None:
+        super().__init__(dim, dim, dim, dropout=dropout, residual=False)
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:  # type: ignore[override]
+        """x: (B, L, d), mask: (B, L) bool -> (B, L, d)."""
+        return super().forward(x, x, mask)
+
+
+class AttentionPooling(nn.Module):
+    """Weighted sum over the real steps, weights from a learned scorer: (B, L, d) -> (B, d)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.score = nn.Linear(dim, 1)
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        """x: (B, L, d), mask: (B, L) bool -> (B, d)."""
+        scores = self.score(x).squeeze(-1).masked_fill(~mask, float("-inf"))  # (B, L)
+        weights = torch.softmax(scores, dim=1)
+        return torch.bmm(weights.unsqueeze(1), x).squeeze(1)

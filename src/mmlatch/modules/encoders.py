@@ -1,0 +1,37 @@
+"""Unimodal encoders: one per modality, turning raw features into high-level sequences."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from mmlatch.modules.attention import SelfAttention
+from mmlatch.modules.masking import length_mask, masked_fill_padding
+from mmlatch.modules.rnn import MaskedBiLSTM
+
+
+class RecurrentEncoder(nn.Module):
+    """BiLSTM (directions summed) + dot-product self-attention (paper Sec. 2, step 1).
+
+    Args:
+        input_dim: F_k, the modality's feature size.
+        hidden: d, LSTM hidden size per direction and output size.
+        dropout: dropout on the output representation.
+        attn_dropout: dropout on the self-attention weights.
+    """
+
+    def __init__(
+        self, input_dim: int, hidden: int = 100, dropout: float = 0.2, attn_dropout: float = 0.1
+    ) -> None:
+        super().__init__()
+        self.input_dim = input_dim
+        self.output_dim = hidden
+        self.rnn = MaskedBiLSTM(input_dim, hidden, merge="sum")
+        self.attention = SelfAttention(hidden, dropout=attn_dropout)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
+        """x: (B, L, F_k), lengths: (B,) -> r_k: (B, L, d), zero at padded steps."""
+        mask = length_mask(lengths, x.size(1))
+        h = self.rnn(x, lengths)
+        r = self.attention(h, mask)
+        return masked_fill_padding(self.dropout(r), mask)

@@ -1,0 +1,65 @@
+"""Feedback generators: a modality's high-level representation -> a sigmoid mask."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+class LSTMFeedback(nn.Module):
+    """Unidirectional LSTM whose hidden state, through a sigmoid, is the mask (paper Sec. 2.7).
+
+    Its hidden size is the masked modality's feature size, as in the authors' code. Being
+    causal, it never reads end padding.
+
+    Args:
+        input_dim: size of the source representation r_j.
+        output_dim: F_k, feature size of the modality to mask.
+    """
+
+    def __init__(self, input_dim: int, output_dim: int) -> None:
+        super().__init__()
+        self.rnn = nn.LSTM(input_dim, output_dim, batch_first=True)
+
+    def forward(self, r: Tensor, lengths: Tensor) -> Tensor:
+        """r: (B, L, d_j), lengths: (B,) -> (B, L, F_k) in (0, 1)."""
+        h, _ = self.rnn(r)
+        return torch.sigmoid(h)
+
+
+class LinearFeedback(nn.Module):
+    """One feed-forward layer + sigmoid per step: the "MMLatch (no LSTM)" ablation."""
+
+    def __init__(self, input_dim: int, output_dim: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(input_dim, output_dim)
+
+    def forward(self, r: Tensor, lengths: Tensor) -> Tensor:
+        """r: (B, L, d_j), lengths: (B,) -> (B, L, F_k) in (0, 1)."""
+        return torch.sigmoid(self.proj(r))
+
+
+FEEDBACK_TYPES: dict[str, type[nn.Module]] = {"lstm": LSTMFeedback, "linear": LinearFeedback}
+
+
+def build_feedback(
+    kind: str, representation_dims: dict[str, int], modality_dims: dict[str, int]
+) -> nn.ModuleDict:
+    """One generator per ordered pair (source j -> target k), keyed ``"j__k"``.
+
+    Args:
+        kind: ``lstm`` or ``linear``.
+        representation_dims: d_j of each source's high-level representation.
+        modality_dims: F_k of each target's raw input.
+    """
+    if kind not in FEEDBACK_TYPES:
+        raise ValueError(f"unknown feedback {kind!r}; choose from {sorted(FEEDBACK_TYPES)}")
+    cls = FEEDBACK_TYPES[kind]
+    return nn.ModuleDict(
+        {
+            f"{j}__{k}": cls(representation_dims[j], modality_dims[k])
+            for k in modality_dims
+            for j in modality_dims
+            if j != k
+        }
+    )

@@ -1,0 +1,156 @@
+"""Run configuration: a dataclass read from YAML, with ``key=value`` overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config file or override is malformed; the message says which key."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (saved resolved as ``config.yaml``).
+
+    Attributes:
+        model: registered model name (``mmlatch models``).
+        model_args: builder arguments of the model (``hidden``, ``dropout``, ...).
+        data: ``synthetic`` or a path to data on disk.
+        data_args: reader options (synthetic: ``n_train``, ``seed``, ...).
+        modalities: keep only these modalities (default: all of the data's).
+        seed: seeds Python, numpy, torch and the batch order.
+        epochs: maximum number of epochs.
+        batch_size, lr, weight_decay: optimiser settings (Adam).
+        lr_factor, lr_patience: ReduceLROnPlateau on the validation loss.
+        patience: early stopping patience (epochs without validation-loss improvement).
+        grad_clip: gradient norm clipping (None: off).
+        device: ``auto``, ``cpu`` or ``cuda``.
+        threads: torch CPU threads (None: torch's default).
+        progress: show a progress bar.
+    """
+
+    model: str = "mmlatch"
+    model_args: dict[str, Any] = field(default_factory=dict)
+    data: str = "synthetic"
+    data_args: dict[str, Any] = field(default_factory=dict)
+    modalities: list[str] | None = None
+    seed: int = 0
+    epochs: int = 100
+    batch_size: int = 32
+    lr: float = 5e-4
+    weight_decay: float = 0.0
+    lr_factor: float = 0.5
+    lr_patience: int = 2
+    patience: int = 10
+    grad_clip: float | None = None
+    device: str = "auto"
+    threads: int | None = None
+    progress: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], where: str = "config") -> TrainConfig:
+        """Build from a mapping; unknown keys and wrong types raise ConfigError."""
+        if not isinstance(values, dict):
+            raise ConfigError(f"{where}: expected a mapping of settings, got {type(values).__name__}")
+        names = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(names))
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {unknown}; known keys: {sorted(names)}")
+        cfg = cls(**values)
+        cfg.validate(where)
+        return cfg
+
+    def validate(self, where: str = "config") -> None:
+        """Type and range checks with messages naming the key."""
+        def need(cond: bool, key: str, what: str) -> None:
+            if not cond:
+                raise ConfigError(f"{where}: {key} must be {what}, got {getattr(self, key)!r}")
+
+        need(isinstance(self.model, str) and bool(self.model), "model", "a model name")
+        need(isinstance(self.model_args, dict), "model_args", "a mapping")
+        need(isinstance(self.data, str) and bool(self.data), "data", "'synthetic' or a path")
+        need(isinstance(self.data_args, dict), "data_args", "a mapping")
+        need(self.modalities is None or (isinstance(self.modalities, list) and all(isinstance(m, str) for m in self.modalities)),
+             "modalities", "a list of modality names")
+        for key in ("seed", "epochs", "batch_size", "lr_patience", "patience"):
+            need(isinstance(getattr(self, key), int) and not isinstance(getattr(self, key), bool), key, "an integer")
+        need(self.epochs >= 1, "epochs", ">= 1")
+        need(self.batch_size >= 1, "batch_size", ">= 1")
+        for key in ("lr", "weight_decay", "lr_factor"):
+            need(isinstance(getattr(self, key), (int, float)) and not isinstance(getattr(self, key), bool), key, "a number")
+        need(self.lr > 0, "lr", "> 0")
+        need(0 < self.lr_factor < 1, "lr_factor", "in (0, 1)")
+        need(self.grad_clip is None or (isinstance(self.grad_clip, (int, float)) and self.grad_clip > 0), "grad_clip", "a positive number or null")
+        need(self.device in ("auto", "cpu", "cuda") or str(self.device).startswith("cuda:"), "device", "auto, cpu or cuda")
+        need(self.threads is None or (isinstance(self.threads, int) and self.threads >= 1), "threads", "a positive integer or null")
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """``"a.b=value"`` -> (["a", "b"], YAML-parsed value)."""
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} is not of the form key=value")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"override {item!r} has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {item!r}: cannot parse value: {exc}") from exc
+    return key.split("."), value
+
+
+def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``key=value`` / ``section.key=value`` overrides to a nested dict (a new copy)."""
+    out = yaml.safe_load(yaml.safe_dump(values))  # deep copy of plain data
+    for item in overrides:
+        path, value = parse_override(item)
+        node = out
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {item!r}: {part!r} is not a section")
+            node = child
+        node[path[-1]] = value
+    return out
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping; ConfigError naming the file on any problem."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {str(p)!r} does not exist")
+    try:
+        values = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {str(p)!r} is not valid YAML: {exc}") from exc
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"config file {str(p)!r} must hold a mapping of settings")
+    return values
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    **cli: Any,
+) -> TrainConfig:
+    """Defaults <- YAML file <- ``--set`` overrides <- explicit CLI options (None = unset)."""
+    values = read_yaml(path) if path else {}
+    values = apply_overrides(values, list(overrides or []))
+    values.update({k: v for k, v in cli.items() if v is not None})
+    return TrainConfig.from_dict(values, where=str(path) if path else "config")
+
+
+def save_config(cfg: TrainConfig, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))

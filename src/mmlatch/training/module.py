@@ -1,0 +1,101 @@
+"""The Lightning module: one training objective around any registered model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from mmlatch.data.batching import Batch
+from mmlatch.data.dataset import TaskSpec
+from mmlatch.metrics import compute_metrics
+from mmlatch.training.objectives import mean_loss, task_loss
+
+
+class TaskModule(L.LightningModule):
+    """Trains ``model`` on ``task`` with Adam and ReduceLROnPlateau on the validation loss.
+
+    Validation metrics are computed once per epoch over the whole validation split (never
+    averaged over batches) and logged as ``val_<metric>``; ``val_loss`` drives the learning
+    rate, early stopping and the best checkpoint.
+
+    Args:
+        model: a model whose forward is ``(features, lengths) -> ModelOutput``.
+        task: the task spec (loss and metrics follow it).
+        lr, weight_decay: Adam settings.
+        lr_factor, lr_patience: ReduceLROnPlateau settings.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        task: TaskSpec,
+        lr: float = 5e-4,
+        weight_decay: float = 0.0,
+        lr_factor: float = 0.5,
+        lr_patience: int = 2,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.task = task
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.lr_factor = lr_factor
+        self.lr_patience = lr_patience
+        self._val_outputs: list[tuple[Tensor, Tensor]] = []
+        self._train_sum = 0.0
+        self._train_count = 0
+        #: one dict per finished epoch: train_loss, val_loss, val metrics, lr
+        self.history: list[dict[str, float]] = []
+
+    def forward(self, batch: Batch) -> Any:
+        return self.model(batch.features, batch.lengths)
+
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        out = self(batch)
+        loss = task_loss(self.task, out.prediction, batch.labels)
+        self._train_sum += float(loss.detach()) * len(batch)
+        self._train_count += len(batch)
+        self.log("loss", loss.detach(), prog_bar=True, on_step=True, on_epoch=False, logger=False, batch_size=len(batch))
+        return loss
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        out = self(batch)
+        self._val_outputs.append((out.prediction.detach().float().cpu(), batch.labels.cpu()))
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val_outputs:
+            return
+        pred = torch.cat([p for p, _ in self._val_outputs])
+        labels = torch.cat([y for _, y in self._val_outputs])
+        self._val_outputs.clear()
+        metrics = {"val_loss": mean_loss(self.task, pred, labels)}
+        metrics.update({f"val_{k}": v for k, v in compute_metrics(self.task, pred.numpy(), labels.numpy()).items()})
+        self._last_val = metrics
+        # logger=False: the per-epoch CSV row is written once, in on_train_epoch_end
+        self.log_dict(
+            {k: v for k, v in metrics.items() if np.isfinite(v)},
+            prog_bar=False,
+            logger=False,
+        )
+
+    def on_train_epoch_end(self) -> None:
+        row = {"train_loss": self._train_sum / max(self._train_count, 1)}
+        row.update(getattr(self, "_last_val", {}))
+        row["lr"] = float(self.trainer.optimizers[0].param_groups[0]["lr"])
+        self._train_sum, self._train_count = 0.0, 0
+        self.history.append(row)
+        self.log_dict(row, logger=True, prog_bar=False)
+
+    def configure_optimizers(self) -> Any:
+        opt = torch.optim.Adam(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, mode="min", factor=self.lr_factor, patience=self.lr_patience
+        )
+        return {
+            "optimizer": opt,
+            "lr_scheduler": {"scheduler": sched, "monitor": "val_loss", "interval": "epoch"},
+        }

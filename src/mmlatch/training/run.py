@@ -1,0 +1,244 @@
+"""Train a configured run into a directory, and evaluate a finished run.
+
+A run directory holds:
+
+- ``config.yaml``: the fully resolved :class:`TrainConfig`;
+- ``model.json``: what is needed to rebuild the model (name, all builder arguments,
+  modality dims, task);
+- ``checkpoints/best.ckpt`` (best validation loss) and ``checkpoints/last.ckpt``: Lightning
+  checkpoints with optimizer and scheduler state;
+- ``model.safetensors``: the best weights alone (what ``evaluate``/``predict`` load);
+- ``log/metrics.csv``: one row per epoch (train loss, validation loss and metrics, lr);
+- ``metrics.json``: ``{model, data, seed, params, best_epoch, epochs_run, valid, test}``;
+- ``timing.json``: seconds of training (kept out of metrics.json so it is reproducible).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import tempfile
+import time
+import warnings
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from mmlatch.data import MultimodalDataset, TaskSpec, load_dataset
+from mmlatch.data.batching import make_loader
+from mmlatch.metrics import compute_metrics
+from mmlatch.models import count_parameters, create_model, model_arguments
+from mmlatch.training.config import TrainConfig, save_config
+from mmlatch.training.module import TaskModule
+
+
+class RunError(RuntimeError):
+    """A run directory is missing or incomplete; the message names the file."""
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when available, else ``cpu``; ``cuda`` without a GPU is an error."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was asked for, but no CUDA device is available")
+    return device
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically (temp file + rename); NaN becomes null."""
+    text = json.dumps(_nan_to_none(data), indent=2) + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _nan_to_none(x: Any) -> Any:
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _nan_to_none(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_nan_to_none(v) for v in x]
+    return x
+
+
+def load_data(cfg: TrainConfig, data: str | None = None) -> MultimodalDataset:
+    """The dataset a config names (``data`` replaces the config's path when given)."""
+    return load_dataset(data or cfg.data, modalities=cfg.modalities, **cfg.data_args)
+
+
+def build_model(cfg: TrainConfig, dataset: MultimodalDataset) -> tuple[nn.Module, dict[str, Any]]:
+    """The configured model for this dataset, and its complete ``model.json`` description."""
+    args = dict(cfg.model_args)
+    args["num_outputs"] = dataset.task.num_outputs
+    model = create_model(cfg.model, dataset.modality_dims, **args)
+    full_args = model_arguments(cfg.model)
+    full_args.update({k: v for k, v in args.items() if v is not None})
+    spec = {
+        "model": cfg.model,
+        "model_args": full_args,
+        "modality_dims": dataset.modality_dims,
+        "task": asdict(dataset.task),
+    }
+    return model, spec
+
+
+@torch.inference_mode()
+def predict_split(
+    model: nn.Module, dataset: MultimodalDataset, split: str, batch_size: int = 64, device: str = "cpu"
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Predictions of ``model`` (eval mode) on a whole split.
+
+    Returns:
+        predictions (N, num_outputs), labels (N, num_outputs), ids (N).
+    """
+    model.eval().to(device)
+    preds, labels, ids = [], [], []
+    for batch in make_loader(dataset.split(split), batch_size, shuffle=False):
+        batch = batch.to(device)
+        preds.append(model(batch.features, batch.lengths).prediction.float().cpu())
+        labels.append(batch.labels.cpu())
+        ids.extend(batch.ids)
+    return torch.cat(preds).numpy(), torch.cat(labels).numpy(), ids
+
+
+def evaluate_model(
+    model: nn.Module, dataset: MultimodalDataset, split: str, device: str = "cpu"
+) -> dict[str, float]:
+    """The task's metrics of ``model`` on ``split``, computed over the whole split."""
+    pred, labels, _ = predict_split(model, dataset, split, device=device)
+    return compute_metrics(dataset.task, pred, labels)
+
+
+def train(cfg: TrainConfig, out_dir: str | Path) -> dict[str, Any]:
+    """Train, select the best epoch on validation loss, evaluate valid and test, save all.
+
+    Args:
+        cfg: the run's settings.
+        out_dir: the run directory (created; existing files are overwritten).
+    Returns:
+        The content of ``metrics.json``.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    dataset = load_data(cfg)
+    model, spec = build_model(cfg, dataset)
+    save_config(cfg, out / "config.yaml")
+    write_json(out / "model.json", spec)
+
+    module = TaskModule(model, dataset.task, cfg.lr, cfg.weight_decay, cfg.lr_factor, cfg.lr_patience)
+    ckpt = ModelCheckpoint(
+        dirpath=out / "checkpoints", filename="best", monitor="val_loss", mode="min", save_last=True
+    )
+    trainer = L.Trainer(
+        max_epochs=cfg.epochs,
+        accelerator="gpu" if device.startswith("cuda") else "cpu",
+        devices=[int(device.split(":")[1])] if device.startswith("cuda:") else 1,
+        callbacks=[ckpt, EarlyStopping(monitor="val_loss", mode="min", patience=cfg.patience)],
+        logger=CSVLogger(out, name="log", version=""),
+        gradient_clip_val=cfg.grad_clip,
+        enable_progress_bar=cfg.progress,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        deterministic=not device.startswith("cuda"),
+        log_every_n_steps=1,
+    )
+    train_loader = make_loader(dataset.split("train"), cfg.batch_size, shuffle=True, seed=cfg.seed)
+    valid_loader = make_loader(dataset.split("valid"), cfg.batch_size, shuffle=False)
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*does not have many workers.*")
+        warnings.filterwarnings("ignore", ".*number of training batches.*")
+        logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
+        trainer.fit(module, train_loader, valid_loader)
+    seconds = time.perf_counter() - start
+
+    # The best weights: from the best checkpoint, loaded without a full unpickler.
+    state = torch.load(ckpt.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
+    weights = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
+    model.load_state_dict(weights)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / "model.safetensors"))
+
+    history = module.history
+    val_losses = [row.get("val_loss", math.inf) for row in history]
+    result = {
+        "model": cfg.model,
+        "data": cfg.data,
+        "seed": cfg.seed,
+        "params": count_parameters(model),
+        "best_epoch": int(np.argmin(val_losses)) + 1 if val_losses else 0,
+        "epochs_run": len(history),
+        "valid": evaluate_model(model, dataset, "valid", device),
+        "test": evaluate_model(model, dataset, "test", device),
+    }
+    write_json(out / "metrics.json", result)
+    write_json(out / "timing.json", {"seconds": seconds, "device": device})
+    return result
+
+
+def load_run_model(run_dir: str | Path) -> tuple[nn.Module, dict[str, Any], TrainConfig]:
+    """Rebuild a finished run's model with its best weights.
+
+    Returns:
+        (model in eval mode, the ``model.json`` spec, the run's config).
+    """
+    from mmlatch.training.config import read_yaml
+
+    run = Path(run_dir)
+    for name in ("model.json", "model.safetensors", "config.yaml"):
+        if not (run / name).is_file():
+            raise RunError(f"run directory {str(run)!r} has no {name}: is it a finished run?")
+    spec = json.loads((run / "model.json").read_text())
+    cfg = TrainConfig.from_dict(read_yaml(run / "config.yaml"), where=str(run / "config.yaml"))
+    model = create_model(spec["model"], spec["modality_dims"], **spec["model_args"])
+    model.load_state_dict(load_file(str(run / "model.safetensors")))
+    return model.eval(), spec, cfg
+
+
+def evaluate_run(
+    run_dir: str | Path, data: str | None = None, split: str = "test", device: str = "auto"
+) -> dict[str, float]:
+    """Metrics of a finished run's best weights on ``split`` of its data (or ``data``)."""
+    model, spec, cfg = load_run_model(run_dir)
+    dataset = load_data(cfg, data)
+    if dataset.modality_dims != spec["modality_dims"]:
+        raise RunError(
+            f"data modalities {dataset.modality_dims} do not match the run's {spec['modality_dims']}"
+        )
+    if TaskSpec.from_dict(spec["task"]) != dataset.task:
+        raise RunError(f"data task {dataset.task} does not match the run's {spec['task']}")
+    return evaluate_model(model, dataset, split, resolve_device(device))
+
+
+__all__ = [
+    "RunError",
+    "TaskSpec",
+    "evaluate_model",
+    "evaluate_run",
+    "load_run_model",
+    "predict_split",
+    "resolve_device",
+    "train",
+    "write_json",
+]
