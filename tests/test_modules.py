@@ -1,0 +1,138 @@
+"""Building blocks checked against values worked out by hand on tiny inputs."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from mmlatch.modules import (
+    AttentionPooling,
+    CrossModalAttention,
+    MaskedBiLSTM,
+    SymmetricAttentionFusion,
+    TopDown,
+)
+from mmlatch.modules.masking import length_mask, reverse_padded
+from mmlatch.modules.outputs import ModelOutput
+
+
+def test_length_mask() -> None:
+    mask = length_mask(torch.tensor([1, 3, 2]), 3)
+    assert mask.tolist() == [[True, False, False], [True, True, True], [True, True, False]]
+
+
+def test_reverse_padded_keeps_padding_in_place() -> None:
+    x = torch.arange(8.0).view(2, 4, 1)  # rows [0,1,2,3] and [4,5,6,7]
+    out = reverse_padded(x, torch.tensor([2, 4])).squeeze(-1)
+    assert out.tolist() == [[1.0, 0.0, 2.0, 3.0], [7.0, 6.0, 5.0, 4.0]]
+    # reversing twice is the identity
+    assert torch.equal(reverse_padded(reverse_padded(x, torch.tensor([2, 4])), torch.tensor([2, 4])), x)
+
+
+def test_bilstm_matches_unpadded_reference() -> None:
+    torch.manual_seed(0)
+    rnn = MaskedBiLSTM(3, 4, merge="concat")
+    x = torch.randn(2, 5, 3)
+    lengths = torch.tensor([3, 5])
+    out = rnn(x, lengths)
+    # sample 0 alone, truncated to its 3 real steps, through plain LSTMs
+    x0 = x[:1, :3]
+    ref_f, _ = rnn.fwd(x0)
+    ref_b, _ = rnn.bwd(x0.flip(1))
+    ref = torch.cat([ref_f, ref_b.flip(1)], dim=-1)
+    assert torch.allclose(out[:1, :3], ref, atol=1e-6)
+
+
+def test_cross_attention_by_hand() -> None:
+    # identity projections, d = 2: scores = q.k / sqrt(2)
+    att = CrossModalAttention(2, 2, 2, dropout=0.0, residual=True)
+    for lin in (att.q, att.k, att.v):
+        nn.init.eye_(lin.weight)
+    q = torch.tensor([[[1.0, 0.0]]])  # (1, 1, 2)
+    k = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [5.0, 5.0]]])  # third key is padding
+    mask = torch.tensor([[True, True, False]])
+    out = att(q, k, mask)
+    s = 1 / math.sqrt(2)
+    w1 = math.exp(s) / (math.exp(s) + 1.0)  # softmax over [s, 0]
+    expected = torch.tensor([[[w1 + 1.0, 1 - w1]]])  # attention + residual query
+    assert torch.allclose(out, expected, atol=1e-6)
+    # padding content does not matter
+    k2 = k.clone()
+    k2[0, 2] = -100.0
+    assert torch.allclose(att(q, k2, mask), out)
+
+
+def test_attention_pooling_ignores_padding() -> None:
+    pool = AttentionPooling(2)
+    nn.init.zeros_(pool.score.weight)
+    nn.init.zeros_(pool.score.bias)  # uniform weights over real steps
+    x = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]]])
+    out = pool(x, torch.tensor([[True, True, False]]))
+    assert torch.allclose(out, torch.tensor([[2.0, 3.0]]))
+
+
+@pytest.mark.parametrize("names,blocks", [(["text", "audio"], 3), (["text", "audio", "visual"], 7), (["text", "a", "b", "c"], 13)])
+def test_fusion_width(names: list[str], blocks: int) -> None:
+    fusion = SymmetricAttentionFusion(names, 4, "text", attn_dropout=0.0)
+    reps = {n: torch.randn(2, 3, 4) for n in names}
+    masks = {n: torch.ones(2, 3, dtype=torch.bool) for n in names}
+    assert fusion.output_dim == 4 * blocks
+    assert fusion(reps, masks).shape == (2, 3, 4 * blocks)
+
+
+class _ConstFeedback(nn.Module):
+    def __init__(self, value: float, width: int) -> None:
+        super().__init__()
+        self.value, self.width = value, width
+        self.dummy = nn.Parameter(torch.zeros(()))
+
+    def forward(self, r: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return torch.full((*r.shape[:2], self.width), self.value) + 0 * self.dummy
+
+
+class _RecordingBackbone(nn.Module):
+    """Encode = identity; forward records the inputs it sees and predicts their sum."""
+
+    def __init__(self, dims: dict[str, int]) -> None:
+        super().__init__()
+        self.modality_dims = dims
+        self.representation_dims = dims
+        self.seen: dict[str, torch.Tensor] = {}
+
+    def encode(self, features, lengths):
+        return features
+
+    def forward(self, features, lengths):
+        self.seen = features
+        return ModelOutput(sum(x.sum(dim=(1, 2)) for x in features.values()).unsqueeze(1))
+
+
+@pytest.mark.parametrize("n_mod", [2, 3, 4])
+def test_topdown_mask_is_mean_of_other_modalities(n_mod: int) -> None:
+    names = ["m0", "m1", "m2", "m3"][:n_mod]
+    dims = {n: 2 + i for i, n in enumerate(names)}
+    values = {n: 0.1 * (i + 1) for i, n in enumerate(names)}  # generator j emits 0.1*(j+1)
+    feedback = nn.ModuleDict(
+        {f"{j}__{k}": _ConstFeedback(values[j], dims[k]) for k in names for j in names if j != k}
+    )
+    backbone = _RecordingBackbone(dims)
+    model = TopDown(backbone, feedback)
+    x = {n: torch.ones(1, 3, d) for n, d in dims.items()}
+    lengths = torch.tensor([2])
+    out = model(x, lengths)
+    for k in names:
+        expected = sum(values[j] for j in names if j != k) / (n_mod - 1)  # Eq. 4
+        assert out.masks[k].shape == (1, 3, dims[k])
+        assert torch.allclose(out.masks[k][0, :2], torch.full((2, dims[k]), expected))
+        assert torch.all(out.masks[k][0, 2] == 0)  # padded step
+        assert torch.allclose(backbone.seen[k][0, :2], torch.full((2, dims[k]), expected))
+
+
+def test_topdown_rejects_one_modality_and_wrong_pairs() -> None:
+    with pytest.raises(ValueError, match="at least 2 modalities"):
+        TopDown(_RecordingBackbone({"a": 2}), nn.ModuleDict())
+    with pytest.raises(ValueError, match="do not match pairs"):
+        TopDown(_RecordingBackbone({"a": 2, "b": 2}), nn.ModuleDict({"a__b": _ConstFeedback(0.5, 2)}))

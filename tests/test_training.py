@@ -1,0 +1,133 @@
+"""Training, run directories and the CLI, on tiny synthetic data."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+import numpy as np
+
+from mmlatch.cli.main import app
+from mmlatch.data.synthetic import make_synthetic
+from mmlatch.metrics import SENTIMENT_METRICS
+from mmlatch.models import create_model, list_models
+from mmlatch.training import TrainConfig, load_config
+
+CONFIGS = Path(__file__).resolve().parents[1] / "src" / "mmlatch" / "configs"
+TINY = [
+    "data_args.n_train=48", "data_args.n_valid=16", "data_args.n_test=16", "data_args.max_len=12",
+    "model_args.hidden=8", "batch_size=16", "threads=1",
+]
+runner = CliRunner()
+
+
+def _train(out: Path, model: str = "mmlatch", seed: int = 0, epochs: int = 2, extra: list[str] = ()) -> dict:
+    args = ["train", "--data", "synthetic", "--model", model, "--epochs", str(epochs), "--seed", str(seed),
+            "--out", str(out), "--no-progress"]
+    for item in [*TINY, *extra]:
+        args += ["--set", item]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    return json.loads((out / "metrics.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("run") / "r"
+    _train(out)
+    return out
+
+
+def test_train_writes_the_run_directory(run_dir: Path) -> None:
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert list(metrics) == ["model", "data", "seed", "params", "best_epoch", "epochs_run", "valid", "test"]
+    assert metrics["model"] == "mmlatch" and metrics["data"] == "synthetic" and metrics["seed"] == 0
+    assert metrics["epochs_run"] == 2 and 1 <= metrics["best_epoch"] <= 2
+    assert list(metrics["test"]) == list(SENTIMENT_METRICS) == list(metrics["valid"])
+    assert metrics["params"] > 0
+    for name in ("config.yaml", "model.json", "model.safetensors", "checkpoints/best.ckpt", "checkpoints/last.ckpt"):
+        assert (run_dir / name).is_file(), name
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert cfg["model"] == "mmlatch" and cfg["epochs"] == 2 and cfg["data_args"]["n_train"] == 48
+    rows = list(csv.DictReader((run_dir / "log" / "metrics.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [0, 1]  # one row per epoch
+    assert all(r["train_loss"] and r["val_loss"] and r["val_mae"] for r in rows)
+    # best_epoch is the epoch with the lowest validation loss
+    losses = [float(r["val_loss"]) for r in rows]
+    assert metrics["best_epoch"] == losses.index(min(losses)) + 1
+
+
+def test_evaluate_equals_the_test_block(run_dir: Path) -> None:
+    res = runner.invoke(app, ["evaluate", "--run", str(run_dir)])
+    assert res.exit_code == 0, res.output
+    printed = json.loads(res.output)
+    expected = json.loads((run_dir / "metrics.json").read_text())["test"]
+    assert printed == expected
+    res = runner.invoke(app, ["evaluate", "--run", str(run_dir), "--split", "valid"])
+    assert json.loads(res.output) == json.loads((run_dir / "metrics.json").read_text())["valid"]
+
+
+def test_same_seed_gives_identical_metrics(run_dir: Path, tmp_path: Path) -> None:
+    again = _train(tmp_path / "again")
+    assert (tmp_path / "again" / "metrics.json").read_text() == (run_dir / "metrics.json").read_text()
+    other = _train(tmp_path / "other", seed=1)
+    assert other["test"] != again["test"]
+
+
+def test_training_reduces_the_loss(tmp_path: Path) -> None:
+    _train(tmp_path / "b", model="baseline", epochs=4)
+    rows = list(csv.DictReader((tmp_path / "b" / "log" / "metrics.csv").open()))
+    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["train", "--model", "nope"], "unknown model 'nope'"),
+        (["train", "--set", "epochs=zero"], "epochs must be an integer"),
+        (["train", "--set", "bogus=1"], "unknown key"),
+        (["train", "--config", "/nonexistent.yaml"], "does not exist"),
+        (["train", "--data", "/nonexistent/data.pkl"], "/nonexistent/data.pkl"),
+        (["evaluate", "--run", "/nonexistent"], "has no model.json"),
+    ],
+)
+def test_bad_input_gives_one_clear_line(args: list[str], message: str, tmp_path: Path) -> None:
+    res = runner.invoke(app, [*args, "--out", str(tmp_path / "x")] if args[0] == "train" else args)
+    assert res.exit_code == 2, res.output
+    assert message in res.output
+    assert "Traceback" not in res.output
+
+
+def test_models_lists_every_model_with_params() -> None:
+    res = runner.invoke(app, ["models"])
+    assert res.exit_code == 0
+    for name in list_models():
+        assert f"\n{name} " in "\n" + res.output
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.rglob("*.yaml")), ids=lambda p: str(p.relative_to(CONFIGS)))
+def test_every_shipped_config_loads_and_builds(path: Path) -> None:
+    cfg = load_config(path)
+    assert isinstance(cfg, TrainConfig)
+    model = create_model(cfg.model, {"text": 300, "audio": 74, "visual": 35}, **cfg.model_args)
+    assert sum(p.numel() for p in model.parameters()) > 0
+
+
+def test_synthetic_data_is_seeded_and_planted() -> None:
+    a = make_synthetic(n_train=300, n_valid=5, n_test=5, seed=3)
+    b = make_synthetic(n_train=300, n_valid=5, n_test=5, seed=3)
+    tr = a.split("train")
+    assert (tr.features["audio"] == b.split("train").features["audio"]).all()
+    assert a.modality_dims == {"text": 300, "audio": 74, "visual": 35}
+    y = tr.labels[:, 0]
+    assert y.min() >= -3 and y.max() <= 3 and (y == 0).any()
+    assert all(((tr.features[m][i, tr.lengths[m][i]:] == 0).all()) for m in tr.features for i in range(20))
+    # audio group A carries the label for about half the samples (the decoy for the rest)
+    group_a = tr.features["audio"][:, :, 0:12].sum(axis=(1, 2))
+    corr = abs(np.corrcoef(group_a, y)[0, 1])
+    assert 0.1 < corr < 0.9  # informative, but only half of the time (the decoy the other half)
