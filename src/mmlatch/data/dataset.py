@@ -71,7 +71,8 @@ class Split:
     Attributes:
         features: modality -> float32 array (N, L_k, F_k), valid steps first, zeros after.
         lengths: modality -> int64 array (N,), each in [1, L_k].
-        labels: float32 array (N, num_outputs) (class indices as floats for classification).
+        labels: float32 array (N, num_outputs); (N, 1) class indices as floats for
+            classification.
         ids: N sample ids.
     """
 
@@ -149,10 +150,10 @@ class MultimodalDataset:
         for sname, s in self.splits.items():
             where = f"dataset {self.name!r}, split {sname!r}"
             n = s.labels.shape[0] if s.labels.ndim >= 1 else -1
-            if s.labels.ndim != 2 or s.labels.shape[1] != self.task.num_outputs:
+            width = 1 if self.task.kind == "classification" else self.task.num_outputs
+            if s.labels.ndim != 2 or s.labels.shape[1] != width:
                 raise DataError(
-                    f"{where}: labels have shape {s.labels.shape}, expected "
-                    f"(N, {self.task.num_outputs})"
+                    f"{where}: labels have shape {s.labels.shape}, expected (N, {width})"
                 )
             if len(s.ids) != n:
                 raise DataError(f"{where}: {len(s.ids)} ids for {n} labels")
@@ -185,6 +186,13 @@ class MultimodalDataset:
                 raise DataError(f"{where}: modalities/dims {sdims} differ from other splits' {dims}")
             if not np.isfinite(s.labels).all():
                 raise DataError(f"{where}: labels contain NaN or inf")
+            if self.task.kind == "classification" and n:
+                y = s.labels[:, 0]
+                if (y != np.round(y)).any() or y.min() < 0 or y.max() >= self.task.num_outputs:
+                    raise DataError(
+                        f"{where}: classification labels must be whole class indices in "
+                        f"[0, {self.task.num_outputs}), found [{y.min()}, {y.max()}]"
+                    )
             lr = self.task.label_range
             if self.task.kind == "regression" and lr is not None and n:
                 lo, hi = float(s.labels.min()), float(s.labels.max())
