@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
@@ -79,6 +79,11 @@ class TopDown(nn.Module):
             mask = total / len(sources)  # (B, L, F_k), Eq. 4
             out[k] = masked_fill_padding(mask, length_mask(lengths[k], mask.size(1)))
         return out
+
+    def auxiliary_loss(self, output: ModelOutput, labels: Tensor, loss_fn: Any) -> Tensor | None:
+        """The backbone's auxiliary training loss, if it defines one (see ``TaskModule``)."""
+        aux = getattr(self.backbone, "auxiliary_loss", None)
+        return aux(output, labels, loss_fn) if aux is not None else None
 
     def forward(
         self, features: dict[str, Tensor], lengths: Tensor | dict[str, Tensor] | None = None

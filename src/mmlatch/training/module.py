@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import lightning as L
@@ -48,6 +49,8 @@ class TaskModule(L.LightningModule):
         self._val_outputs: list[tuple[Tensor, Tensor]] = []
         self._train_sum = 0.0
         self._train_count = 0
+        self._gate_sum: Tensor | None = None
+        self._gate_count = 0
         #: one dict per finished epoch: train_loss, val_loss, val metrics, lr
         self.history: list[dict[str, float]] = []
 
@@ -57,6 +60,17 @@ class TaskModule(L.LightningModule):
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         out = self(batch)
         loss = task_loss(self.task, out.prediction, batch.labels)
+        aux_fn = getattr(self.model, "auxiliary_loss", None)
+        if aux_fn is not None:  # e.g. HCT-MG's unimodal heads and gate
+            aux = aux_fn(out, batch.labels, partial(task_loss, self.task))
+            if aux is not None:
+                self.log("aux_loss", aux.detach(), on_step=False, on_epoch=False, logger=False, batch_size=len(batch))
+                loss = loss + aux
+        if out.extras is not None and "gate" in out.extras:
+            gate = out.extras["gate"].detach().float()
+            gate = gate.reshape(-1, gate.shape[-1]).mean(dim=0).cpu()  # (n_modalities,)
+            self._gate_sum = gate if self._gate_sum is None else self._gate_sum + gate
+            self._gate_count += 1
         self._train_sum += float(loss.detach()) * len(batch)
         self._train_count += len(batch)
         self.log("loss", loss.detach(), prog_bar=True, on_step=True, on_epoch=False, logger=False, batch_size=len(batch))
@@ -86,6 +100,12 @@ class TaskModule(L.LightningModule):
         row = {"train_loss": self._train_sum / max(self._train_count, 1)}
         row.update(getattr(self, "_last_val", {}))
         row["lr"] = float(self.trainer.optimizers[0].param_groups[0]["lr"])
+        if self._gate_sum is not None:  # mean gate weight per modality over the epoch's batches
+            gate = (self._gate_sum / self._gate_count).tolist()
+            names = list(getattr(self.model, "modality_dims", {})) or [str(i) for i in range(len(gate))]
+            row.update({f"gate_{n}": g for n, g in zip(names, gate)})
+            row["primary"] = float(max(range(len(gate)), key=gate.__getitem__))  # index into names
+            self._gate_sum, self._gate_count = None, 0
         self._train_sum, self._train_count = 0.0, 0
         self.history.append(row)
         self.log_dict(row, logger=True, prog_bar=False)

@@ -79,6 +79,13 @@ def _nan_to_none(x: Any) -> Any:
     return x
 
 
+def _quiet_lightning() -> None:
+    """Silence Lightning's start-up banners (GPU/TPU availability, tips); keep warnings."""
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\).*")
+
+
 def load_data(cfg: TrainConfig, data: str | None = None) -> MultimodalDataset:
     """The dataset a config names (``data`` replaces the config's path when given)."""
     return load_dataset(data or cfg.data, modalities=cfg.modalities, **cfg.data_args)
@@ -147,6 +154,7 @@ def train(cfg: TrainConfig, out_dir: str | Path) -> dict[str, Any]:
     save_config(cfg, out / "config.yaml")
     write_json(out / "model.json", spec)
 
+    _quiet_lightning()
     module = TaskModule(model, dataset.task, cfg.lr, cfg.weight_decay, cfg.lr_factor, cfg.lr_patience)
     ckpt = ModelCheckpoint(
         dirpath=out / "checkpoints", filename="best", monitor="val_loss", mode="min", save_last=True
@@ -170,7 +178,6 @@ def train(cfg: TrainConfig, out_dir: str | Path) -> dict[str, Any]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*number of training batches.*")
-        logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
         trainer.fit(module, train_loader, valid_loader)
     seconds = time.perf_counter() - start
 
