@@ -18,6 +18,14 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _setup() -> None:
+    """Show warnings (e.g. non-finite values replaced) as one readable line each."""
+    import warnings
+
+    warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
+
+
 def _fail(message: str) -> None:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code=2)
@@ -45,6 +53,45 @@ def _print_json(data: Any) -> None:
     typer.echo(json.dumps(_nan_to_none(data), indent=2))
 
 
+def _data_args(
+    fmt: Optional[str] = None,
+    on_nonfinite: Optional[str] = None,
+    folds: Optional[Path] = None,
+    keep_sp: bool = False,
+    csd_modality: Optional[list[str]] = None,
+    max_len: Optional[int] = None,
+) -> dict[str, Any]:
+    """Reader options given on the command line (only those set)."""
+    out: dict[str, Any] = {}
+    if fmt:
+        out["format"] = fmt
+    if on_nonfinite:
+        out["on_nonfinite"] = on_nonfinite
+    if folds:
+        out["folds"] = str(folds)
+    if keep_sp:
+        out["keep_sp"] = True
+    if csd_modality:
+        pairs = {}
+        for item in csd_modality:
+            if "=" not in item:
+                _fail(f"--csd-modality {item!r} is not of the form ROOT=ROLE")
+            root, role = item.split("=", 1)
+            pairs[root.strip()] = role.strip()
+        out["csd_modalities"] = pairs
+    if max_len:
+        out["max_len"] = max_len
+    return out
+
+
+FORMAT_OPT = typer.Option(None, "--format", help="Force the data format: mult | mmsa | csd | mfn | own.")
+NONFINITE_OPT = typer.Option(None, "--on-nonfinite", help="NaN/inf features: zero (default, warns with counts) | error.")
+FOLDS_OPT = typer.Option(None, "--folds", help=".csd: JSON file {train|valid|test: [video ids]}.")
+KEEP_SP_OPT = typer.Option(False, "--keep-sp", help=".csd: keep 'sp' pause tokens.")
+CSD_MOD_OPT = typer.Option(None, "--csd-modality", help=".csd: ROOT=ROLE mapping (text/audio/visual/labels/words/ignore); repeatable.")
+MAX_LEN_OPT = typer.Option(None, "--max-len", help=".csd: keep at most this many words per segment.")
+
+
 @app.command()
 def train(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config file."),
@@ -57,14 +104,22 @@ def train(
     out: Path = typer.Option(Path("runs/train"), help="Run directory to write."),
     set_: list[str] = typer.Option([], "--set", help="Override: key=value (e.g. model_args.hidden=50)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
+    fmt: Optional[str] = FORMAT_OPT,
+    on_nonfinite: Optional[str] = NONFINITE_OPT,
+    folds: Optional[Path] = FOLDS_OPT,
+    keep_sp: bool = KEEP_SP_OPT,
+    csd_modality: Optional[list[str]] = CSD_MOD_OPT,
+    max_len: Optional[int] = MAX_LEN_OPT,
 ) -> None:
     """Train a model; writes metrics.json, checkpoints, config.yaml and log/metrics.csv to OUT."""
     from mmlatch.training import load_config
     from mmlatch.training import train as run_train
 
     mods = [m.strip() for m in modalities.split(",") if m.strip()] if modalities else None
+    reader = _data_args(fmt, on_nonfinite, folds, keep_sp, csd_modality, max_len)
+    overrides = [*set_, *(f"data_args.{k}={json.dumps(v)}" for k, v in reader.items())]
     cfg = _run_guarded(
-        load_config, config, set_, data=data, model=model, epochs=epochs, seed=seed,
+        load_config, config, overrides, data=data, model=model, epochs=epochs, seed=seed,
         device=device, modalities=mods, progress=None if progress else False,
     )
     result = _run_guarded(run_train, cfg, out)
@@ -127,6 +182,60 @@ def demo(
     typer.echo(f"{'metric':<10} {'baseline':>10} {'mmlatch':>10}")
     for k in metrics:
         typer.echo(f"{k:<10} {results['baseline']['test'][k]:>10.4f} {results['mmlatch']['test'][k]:>10.4f}")
+
+
+data_app = typer.Typer(help="Inspect and convert datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+def _load_for_cli(path: str, modalities: Optional[str], reader: dict[str, Any]) -> Any:
+    from mmlatch.data import load_dataset
+
+    mods = [m.strip() for m in modalities.split(",") if m.strip()] if modalities else None
+    return _run_guarded(load_dataset, path, modalities=mods, **reader)
+
+
+@data_app.command("inspect")
+def data_inspect(
+    path: str = typer.Argument(..., help="'synthetic' or a path to data."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
+    modalities: Optional[str] = typer.Option(None, help="Comma-separated subset."),
+    fmt: Optional[str] = FORMAT_OPT,
+    on_nonfinite: Optional[str] = NONFINITE_OPT,
+    folds: Optional[Path] = FOLDS_OPT,
+    keep_sp: bool = KEEP_SP_OPT,
+    csd_modality: Optional[list[str]] = CSD_MOD_OPT,
+    max_len: Optional[int] = MAX_LEN_OPT,
+) -> None:
+    """Print format, splits, sizes, feature dims, lengths, labels and non-finite counts."""
+    from mmlatch.data.inspect import describe_dataset, format_description
+
+    ds = _load_for_cli(path, modalities, _data_args(fmt, on_nonfinite, folds, keep_sp, csd_modality, max_len))
+    desc = describe_dataset(ds)
+    if as_json:
+        _print_json(desc)
+    else:
+        typer.echo(format_description(desc))
+
+
+@data_app.command("convert")
+def data_convert(
+    path: str = typer.Argument(..., help="'synthetic' or a path to data."),
+    out: Path = typer.Option(..., "--out", help="Output file (.npz), readable by every command."),
+    modalities: Optional[str] = typer.Option(None, help="Comma-separated subset."),
+    fmt: Optional[str] = FORMAT_OPT,
+    on_nonfinite: Optional[str] = NONFINITE_OPT,
+    folds: Optional[Path] = FOLDS_OPT,
+    keep_sp: bool = KEEP_SP_OPT,
+    csd_modality: Optional[list[str]] = CSD_MOD_OPT,
+    max_len: Optional[int] = MAX_LEN_OPT,
+) -> None:
+    """Read any supported format once and write the project's own .npz format."""
+    from mmlatch.data.convert import save_dataset
+
+    ds = _load_for_cli(path, modalities, _data_args(fmt, on_nonfinite, folds, keep_sp, csd_modality, max_len))
+    written = _run_guarded(save_dataset, ds, out)
+    typer.echo(f"wrote {written} ({', '.join(f'{k} {len(v)}' for k, v in ds.splits.items())})")
 
 
 def main() -> None:  # pragma: no cover - console entry
