@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from mmlatch.data.dataset import Split
 
@@ -61,6 +61,31 @@ class SplitDataset(Dataset):
         return Batch(feats, lens, labels, [self.split.ids[i] for i in idx])
 
 
+class EpochShuffleSampler(Sampler[int]):
+    """Random order that depends only on (seed, epoch), so a resumed run sees the batches an
+    uninterrupted one would. Lightning calls :meth:`set_epoch` before every epoch; without
+    it, each new iteration counts as the next epoch.
+    """
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.seed, self.epoch = n, seed, 0
+        self._explicit = False
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch, self._explicit = epoch, True
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        order = torch.randperm(self.n, generator=g).tolist()
+        if not self._explicit:
+            self.epoch += 1
+        self._explicit = False
+        return iter(order)
+
+    def __len__(self) -> int:
+        return self.n
+
+
 def make_loader(
     split: Split,
     batch_size: int,
@@ -70,12 +95,13 @@ def make_loader(
 ) -> DataLoader:
     """A DataLoader of :class:`Batch` over ``split``; shuffling is seeded for reproducibility."""
     ds = SplitDataset(split)
-    generator = torch.Generator().manual_seed(seed) if shuffle else None
     return DataLoader(
         ds,
         batch_size=batch_size,
-        shuffle=shuffle,
+        sampler=EpochShuffleSampler(len(ds), seed) if shuffle else None,
         collate_fn=ds.collate,
         num_workers=num_workers,
-        generator=generator,
+        # Its own generator: creating an iterator must not draw from the global RNG, or the
+        # dropout masks of a resumed run would differ from an uninterrupted one.
+        generator=torch.Generator().manual_seed(seed),
     )

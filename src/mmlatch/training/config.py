@@ -31,6 +31,8 @@ class TrainConfig:
         patience: early stopping patience (epochs without validation-loss improvement).
         grad_clip: gradient norm clipping (None: off).
         device: ``auto``, ``cpu`` or ``cuda``.
+        devices, num_nodes, strategy: Lightning's distributed settings (e.g. 2 devices with
+            ``ddp``: one process per device; on CPU, processes with the gloo backend).
         threads: torch CPU threads (None: torch's default).
         progress: show a progress bar.
     """
@@ -50,11 +52,21 @@ class TrainConfig:
     patience: int = 10
     grad_clip: float | None = None
     device: str = "auto"
+    devices: int = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
     threads: int | None = None
     progress: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def identity(self) -> dict[str, Any]:
+        """The settings that determine a run's results (not progress bars or thread counts)."""
+        d = self.to_dict()
+        for key in ("progress", "threads"):
+            d.pop(key)
+        return d
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], where: str = "config") -> TrainConfig:
@@ -91,6 +103,9 @@ class TrainConfig:
         need(0 < self.lr_factor < 1, "lr_factor", "in (0, 1)")
         need(self.grad_clip is None or (isinstance(self.grad_clip, (int, float)) and self.grad_clip > 0), "grad_clip", "a positive number or null")
         need(self.device in ("auto", "cpu", "cuda") or str(self.device).startswith("cuda:"), "device", "auto, cpu or cuda")
+        need(isinstance(self.devices, int) and self.devices >= 1, "devices", "a positive integer")
+        need(isinstance(self.num_nodes, int) and self.num_nodes >= 1, "num_nodes", "a positive integer")
+        need(isinstance(self.strategy, str) and bool(self.strategy), "strategy", "a Lightning strategy name")
         need(self.threads is None or (isinstance(self.threads, int) and self.threads >= 1), "threads", "a positive integer or null")
 
 

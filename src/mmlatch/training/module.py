@@ -16,6 +16,11 @@ from mmlatch.metrics import compute_metrics
 from mmlatch.training.objectives import mean_loss, task_loss
 
 
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The RNG seed of one epoch of a run (distinct per seed and epoch, < 2**32)."""
+    return (seed * 1_000_003 + epoch * 7919 + 17) % (2**32)
+
+
 class TaskModule(L.LightningModule):
     """Trains ``model`` on ``task`` with Adam and ReduceLROnPlateau on the validation loss.
 
@@ -28,6 +33,8 @@ class TaskModule(L.LightningModule):
         task: the task spec (loss and metrics follow it).
         lr, weight_decay: Adam settings.
         lr_factor, lr_patience: ReduceLROnPlateau settings.
+        seed: every epoch reseeds the global RNGs from (seed, epoch), so a run resumed from
+            a checkpoint draws the same dropout masks as an uninterrupted one.
     """
 
     def __init__(
@@ -38,9 +45,11 @@ class TaskModule(L.LightningModule):
         weight_decay: float = 0.0,
         lr_factor: float = 0.5,
         lr_patience: int = 2,
+        seed: int = 0,
     ) -> None:
         super().__init__()
         self.model = model
+        self.seed = seed
         self.task = task
         self.lr = lr
         self.weight_decay = weight_decay
@@ -49,6 +58,11 @@ class TaskModule(L.LightningModule):
         self._val_outputs: list[tuple[Tensor, Tensor]] = []
         self._train_sum = 0.0
         self._train_count = 0
+        self._scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None
+        self._pending_plateau: dict[str, Any] | None = None
+        self._epoch_lr = lr
+        #: called with the history after every epoch (the run writes log/metrics.csv)
+        self.epoch_callback: Any = None
         self._gate_sum: Tensor | None = None
         self._gate_count = 0
         #: one dict per finished epoch: train_loss, val_loss, val metrics, lr
@@ -56,6 +70,21 @@ class TaskModule(L.LightningModule):
 
     def forward(self, batch: Batch) -> Any:
         return self.model(batch.features, batch.lengths)
+
+    def on_train_epoch_start(self) -> None:
+        L.seed_everything(epoch_seed(self.seed, self.current_epoch), workers=True, verbose=False)
+        self._epoch_lr = float(self.trainer.optimizers[0].param_groups[0]["lr"])
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["mmlatch_history"] = list(self.history)
+        if self._scheduler is not None:
+            checkpoint["mmlatch_plateau"] = self._scheduler.state_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.history = list(checkpoint.get("mmlatch_history", []))
+        self._pending_plateau = checkpoint.get("mmlatch_plateau")
+        if self._scheduler is not None and self._pending_plateau is not None:
+            self._scheduler.load_state_dict(self._pending_plateau)
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         out = self(batch)
@@ -86,9 +115,16 @@ class TaskModule(L.LightningModule):
         pred = torch.cat([p for p, _ in self._val_outputs])
         labels = torch.cat([y for _, y in self._val_outputs])
         self._val_outputs.clear()
+        if self.trainer.world_size > 1:  # DDP: every rank scores the whole validation set
+            pred = self.all_gather(pred.to(self.device)).reshape(-1, pred.shape[-1]).cpu()
+            labels = self.all_gather(labels.to(self.device)).reshape(-1, labels.shape[-1]).cpu()
         metrics = {"val_loss": mean_loss(self.task, pred, labels)}
         metrics.update({f"val_{k}": v for k, v in compute_metrics(self.task, pred.numpy(), labels.numpy()).items()})
         self._last_val = metrics
+        if self._scheduler is not None and not self.trainer.sanity_checking:
+            # Stepped here, before ModelCheckpoint saves last.ckpt at validation end, so a
+            # resumed run continues with exactly the scheduler state of an uninterrupted one.
+            self._scheduler.step(metrics["val_loss"])
         # logger=False: the per-epoch CSV row is written once, in on_train_epoch_end
         self.log_dict(
             {k: v for k, v in metrics.items() if np.isfinite(v)},
@@ -97,9 +133,12 @@ class TaskModule(L.LightningModule):
         )
 
     def on_train_epoch_end(self) -> None:
-        row = {"train_loss": self._train_sum / max(self._train_count, 1)}
+        total = torch.tensor([self._train_sum, float(self._train_count)], device=self.device)
+        if self.trainer.world_size > 1:
+            total = self.trainer.strategy.reduce(total, reduce_op="sum")
+        row = {"train_loss": float(total[0] / total[1].clamp(min=1))}
         row.update(getattr(self, "_last_val", {}))
-        row["lr"] = float(self.trainer.optimizers[0].param_groups[0]["lr"])
+        row["lr"] = self._epoch_lr
         if self._gate_sum is not None:  # mean gate weight per modality over the epoch's batches
             gate = (self._gate_sum / self._gate_count).tolist()
             names = list(getattr(self.model, "modality_dims", {})) or [str(i) for i in range(len(gate))]
@@ -108,14 +147,15 @@ class TaskModule(L.LightningModule):
             self._gate_sum, self._gate_count = None, 0
         self._train_sum, self._train_count = 0.0, 0
         self.history.append(row)
-        self.log_dict(row, logger=True, prog_bar=False)
+        if self.epoch_callback is not None and self.trainer.is_global_zero:
+            self.epoch_callback(self.history)
 
     def configure_optimizers(self) -> Any:
         opt = torch.optim.Adam(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        # ReduceLROnPlateau on the validation loss, stepped in on_validation_epoch_end.
+        self._scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             opt, mode="min", factor=self.lr_factor, patience=self.lr_patience
         )
-        return {
-            "optimizer": opt,
-            "lr_scheduler": {"scheduler": sched, "monitor": "val_loss", "interval": "epoch"},
-        }
+        if self._pending_plateau is not None:
+            self._scheduler.load_state_dict(self._pending_plateau)
+        return opt

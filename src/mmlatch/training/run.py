@@ -30,7 +30,6 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -67,6 +66,18 @@ def write_json(path: Path, data: Any) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_epoch_log(path: Path, history: list[dict[str, float]]) -> None:
+    """The per-epoch CSV (one row per epoch, epochs from 0), rewritten atomically."""
+    import pandas as pd
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame = pd.DataFrame(history)
+    frame.insert(0, "epoch", range(len(history)))
+    tmp = path.with_name(f".{path.name}.tmp")
+    frame.to_csv(tmp, index=False)
+    os.replace(tmp, path)
 
 
 def _nan_to_none(x: Any) -> Any:
@@ -134,20 +145,60 @@ def evaluate_model(
     return compute_metrics(dataset.task, pred, labels)
 
 
-def train(cfg: TrainConfig, out_dir: str | Path) -> dict[str, Any]:
+def _finished_training(ckpt_path: Path, cfg: TrainConfig) -> bool:
+    """True when ``last.ckpt`` records a fit that already ended (max epochs or early stop)."""
+    state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    if int(state.get("epoch", -1)) + 1 >= cfg.epochs:
+        return True
+    for key, cb in state.get("callbacks", {}).items():
+        if key.startswith("EarlyStopping") and int(cb.get("wait_count", 0)) >= int(cb.get("patience", cfg.patience)):
+            return True
+    return False
+
+
+def _check_same_run(out: Path, cfg: TrainConfig) -> None:
+    from mmlatch.training.config import read_yaml
+
+    saved = TrainConfig.from_dict(read_yaml(out / "config.yaml"), where=str(out / "config.yaml"))
+    if saved.identity() != cfg.identity():
+        diff = sorted(k for k, v in cfg.identity().items() if saved.identity().get(k) != v)
+        raise RunError(
+            f"{out} holds a run with different settings ({', '.join(diff)}); "
+            f"use another --out, or --no-resume to start it afresh"
+        )
+
+
+def train(
+    cfg: TrainConfig,
+    out_dir: str | Path,
+    *,
+    resume: bool = True,
+    evaluate_test: bool = True,
+) -> dict[str, Any]:
     """Train, select the best epoch on validation loss, evaluate valid and test, save all.
 
     Args:
         cfg: the run's settings.
-        out_dir: the run directory (created; existing files are overwritten).
+        out_dir: the run directory (created).
+        resume: continue from ``checkpoints/last.ckpt`` when the directory holds an
+            interrupted run with the same settings (same results as an uninterrupted run on
+            CPU); False starts afresh, overwriting.
+        evaluate_test: also score the test split (hyperparameter search turns it off).
     Returns:
-        The content of ``metrics.json``.
+        The content of ``metrics.json`` (an empty dict on non-zero DDP ranks).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
+    last = out / "checkpoints" / "last.ckpt"
+    resuming = resume and last.is_file() and (out / "config.yaml").is_file()
+    if resuming:
+        _check_same_run(out, cfg)
+    elif (out / "checkpoints").is_dir():
+        for old in (out / "checkpoints").glob("*.ckpt"):
+            old.unlink()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     dataset = load_data(cfg)
     model, spec = build_model(cfg, dataset)
@@ -155,37 +206,57 @@ def train(cfg: TrainConfig, out_dir: str | Path) -> dict[str, Any]:
     write_json(out / "model.json", spec)
 
     _quiet_lightning()
-    module = TaskModule(model, dataset.task, cfg.lr, cfg.weight_decay, cfg.lr_factor, cfg.lr_patience)
+    module = TaskModule(
+        model, dataset.task, cfg.lr, cfg.weight_decay, cfg.lr_factor, cfg.lr_patience, cfg.seed
+    )
+    module.epoch_callback = lambda history: write_epoch_log(out / "log" / "metrics.csv", history)
     ckpt = ModelCheckpoint(
         dirpath=out / "checkpoints", filename="best", monitor="val_loss", mode="min", save_last=True
     )
+    cuda = device.startswith("cuda")
+    distributed = cfg.devices > 1 or cfg.num_nodes > 1
     trainer = L.Trainer(
         max_epochs=cfg.epochs,
-        accelerator="gpu" if device.startswith("cuda") else "cpu",
-        devices=[int(device.split(":")[1])] if device.startswith("cuda:") else 1,
+        accelerator="gpu" if cuda else "cpu",
+        devices=[int(device.split(":")[1])] if device.startswith("cuda:") else cfg.devices,
+        num_nodes=cfg.num_nodes,
+        strategy=cfg.strategy,
         callbacks=[ckpt, EarlyStopping(monitor="val_loss", mode="min", patience=cfg.patience)],
-        logger=CSVLogger(out, name="log", version=""),
+        logger=False,
         gradient_clip_val=cfg.grad_clip,
         enable_progress_bar=cfg.progress,
         enable_model_summary=False,
         num_sanity_val_steps=0,
-        deterministic=not device.startswith("cuda"),
+        deterministic=not cuda,
         log_every_n_steps=1,
     )
     train_loader = make_loader(dataset.split("train"), cfg.batch_size, shuffle=True, seed=cfg.seed)
     valid_loader = make_loader(dataset.split("valid"), cfg.batch_size, shuffle=False)
+    timing_file = out / "timing.json"
+    previous = json.loads(timing_file.read_text())["seconds"] if resuming and timing_file.is_file() else 0.0
     start = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", ".*does not have many workers.*")
-        warnings.filterwarnings("ignore", ".*number of training batches.*")
-        trainer.fit(module, train_loader, valid_loader)
-    seconds = time.perf_counter() - start
+    if resuming and _finished_training(last, cfg):
+        state = torch.load(last, map_location="cpu", weights_only=True)
+        module.on_load_checkpoint(state)
+        best_path = out / "checkpoints" / "best.ckpt"
+    else:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", ".*does not have many workers.*")
+            warnings.filterwarnings("ignore", ".*number of training batches.*")
+            warnings.filterwarnings("ignore", ".*Experiment logs directory.*")
+            trainer.fit(module, train_loader, valid_loader, ckpt_path=str(last) if resuming else None)
+        if not trainer.is_global_zero:
+            return {}
+        best_path = Path(ckpt.best_model_path)
+    seconds = previous + time.perf_counter() - start
 
     # The best weights: from the best checkpoint, loaded without a full unpickler.
-    state = torch.load(ckpt.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
+    state = torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"]
     weights = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
     model.load_state_dict(weights)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / "model.safetensors"))
+    if distributed:
+        device = "cuda" if cuda else "cpu"  # final scoring runs in this one process
 
     history = module.history
     val_losses = [row.get("val_loss", math.inf) for row in history]
@@ -197,10 +268,10 @@ def train(cfg: TrainConfig, out_dir: str | Path) -> dict[str, Any]:
         "best_epoch": int(np.argmin(val_losses)) + 1 if val_losses else 0,
         "epochs_run": len(history),
         "valid": evaluate_model(model, dataset, "valid", device),
-        "test": evaluate_model(model, dataset, "test", device),
+        "test": evaluate_model(model, dataset, "test", device) if evaluate_test else {},
     }
+    write_json(timing_file, {"seconds": seconds, "device": device})
     write_json(out / "metrics.json", result)
-    write_json(out / "timing.json", {"seconds": seconds, "device": device})
     return result
 
 
