@@ -92,4 +92,7 @@ def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
 
 def _ensure_builtin() -> None:
     # Importing the model modules runs their @register_model decorators.
+    # Registration order is the listing order: the paper's models first.
     import mmlatch.models.latefusion  # noqa: F401
+    import mmlatch.models.mult  # noqa: F401, I001
+    import mmlatch.models.hctmg  # noqa: F401

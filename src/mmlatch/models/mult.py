@@ -1,0 +1,208 @@
+"""MulT (Tsai et al., ACL 2019) as a backbone, and MulT + MMLatch (paper Table 2)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mmlatch.models.registry import register_model
+from mmlatch.modules.checks import check_inputs, normalize_lengths
+from mmlatch.modules.feedback import build_feedback
+from mmlatch.modules.masking import length_mask, masked_fill_padding
+from mmlatch.modules.outputs import ModelOutput
+from mmlatch.modules.topdown import TopDown
+from mmlatch.modules.transformer import TemporalProjection, TransformerEncoder, last_real_step
+
+
+class ResidualHead(nn.Module):
+    """MulT's output block: ``out(x + W2 drop(relu(W1 x)))``.
+
+    Args:
+        dim: input size (n * (n - 1) * d for MulT).
+        num_outputs: output size.
+        dropout: dropout after the ReLU (MulT's output dropout).
+    """
+
+    def __init__(self, dim: int, num_outputs: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.proj1 = nn.Linear(dim, dim)
+        self.proj2 = nn.Linear(dim, dim)
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(dim, num_outputs)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x: (B, D) -> (B, num_outputs)."""
+        return self.out(x + self.proj2(self.dropout(F.relu(self.proj1(x)))))
+
+
+class MulT(nn.Module):
+    """Multimodal Transformer: crossmodal transformers for every (target <- source) pair.
+
+    Per modality, a bias-free temporal Conv1d projects the input to d. For every target
+    modality t and every other (source) modality s, a crossmodal transformer lets t's sequence
+    attend s's (``encoders[t][s]``); t's streams are concatenated, (B, L_t, (n-1) d). That is
+    :meth:`encode`'s output (the output of the last crossmodal layer, what MMLatch's feedback
+    reads). A self-attention transformer per target runs over it (``memories[t]``); the last
+    REAL step of each (by length) is taken, the n of them are concatenated and go through a
+    residual block and the output layer.
+
+    Modalities may be unaligned (different lengths per modality). Padded key steps are masked
+    in every attention; inputs are zeroed beyond their length before the convolution, so a
+    temporal kernel > 1 does not leak padding either. Unlike MulT's public code, a step is
+    padding because of ``lengths`` (not because its first feature is 0), and no causal mask is
+    applied unless asked for (the public code's store_false ``--attn_mask`` flag turns one on).
+
+    Args:
+        projections: modality -> :class:`TemporalProjection` (F_k -> d); key order is the
+            model's modality order.
+        encoders: target -> (source -> crossmodal :class:`TransformerEncoder`) for every
+            source != target, in modality order.
+        memories: target -> self-attention :class:`TransformerEncoder` of width (n-1) d.
+        head: ``(B, n (n-1) d) -> (B, num_outputs)``, e.g. :class:`ResidualHead`.
+    """
+
+    def __init__(
+        self,
+        projections: nn.ModuleDict,
+        encoders: nn.ModuleDict,
+        memories: nn.ModuleDict,
+        head: nn.Module,
+    ) -> None:
+        super().__init__()
+        names = list(projections)
+        if len(names) < 2:
+            raise ValueError(f"MulT needs at least 2 modalities, got {names}")
+        if list(encoders) != names or list(memories) != names:
+            raise ValueError(f"encoders {list(encoders)} / memories {list(memories)} must follow modalities {names}")
+        for t in names:
+            if sorted(encoders[t]) != sorted(s for s in names if s != t):
+                raise ValueError(f"target {t!r} needs one crossmodal encoder per other modality, got {list(encoders[t])}")
+        self.projections = projections
+        self.encoders = encoders  # crossmodal stacks: what TopDown's Stage I runs
+        self.memories = memories
+        self.head = head
+        self.modality_dims: dict[str, int] = {k: p.input_dim for k, p in projections.items()}
+        self.representation_dims: dict[str, int] = {
+            t: sum(enc.dim for enc in encoders[t].values()) for t in names
+        }
+        self.check_finite = True
+
+    def encode(self, features: dict[str, Tensor], lengths: dict[str, Tensor]) -> dict[str, Tensor]:
+        """target modality -> its crossmodal streams concatenated, (B, L_t, (n-1) d), zero at padding."""
+        proj = {k: p(features[k], lengths[k]) for k, p in self.projections.items()}  # (B, L_k, d)
+        out: dict[str, Tensor] = {}
+        for t, stacks in self.encoders.items():
+            streams = [enc(proj[t], lengths[t], proj[s], lengths[s]) for s, enc in stacks.items()]
+            h = torch.cat(streams, dim=2)  # (B, L_t, (n-1) d)
+            out[t] = masked_fill_padding(h, length_mask(lengths[t], h.size(1)))
+        return out
+
+    def forward(
+        self, features: dict[str, Tensor], lengths: Tensor | dict[str, Tensor] | None = None
+    ) -> ModelOutput:
+        """features: modality -> (B, L_k, F_k); lengths: (B,) or per modality -> ModelOutput."""
+        lengths = normalize_lengths(features, lengths)
+        check_inputs(features, lengths, self.modality_dims, self.check_finite)
+        reps = self.encode(features, lengths)
+        last = [
+            last_real_step(self.memories[t](reps[t], lengths[t]), lengths[t])  # (B, (n-1) d)
+            for t in self.modality_dims
+        ]
+        return ModelOutput(self.head(torch.cat(last, dim=1)))  # (B, n (n-1) d) -> (B, out)
+
+
+def build_mult(
+    modality_dims: dict[str, int],
+    hidden: int = 40,
+    layers: int = 4,
+    heads: int = 8,
+    embed_dropout: float = 0.3,
+    attn_dropout: float = 0.1,
+    relu_dropout: float = 0.1,
+    res_dropout: float = 0.1,
+    out_dropout: float = 0.1,
+    kernel_size: int = 1,
+    causal: bool = False,
+    num_outputs: int = 1,
+) -> MulT:
+    """MulT with the given sizes; the self-attention stacks get max(layers, 3) layers (public code)."""
+    if heads < 1 or hidden % heads:
+        raise ValueError(f"heads ({heads}) must divide hidden ({hidden})")
+    names = list(modality_dims)
+    drop = dict(
+        attn_dropout=attn_dropout, relu_dropout=relu_dropout, res_dropout=res_dropout,
+        embed_dropout=embed_dropout, causal=causal,
+    )
+    projections = nn.ModuleDict({k: TemporalProjection(f, hidden, kernel_size) for k, f in modality_dims.items()})
+    encoders = nn.ModuleDict(
+        {
+            t: nn.ModuleDict(
+                {s: TransformerEncoder(hidden, heads, layers, cross=True, **drop) for s in names if s != t}
+            )
+            for t in names
+        }
+    )
+    width = (len(names) - 1) * hidden
+    memories = nn.ModuleDict({t: TransformerEncoder(width, heads, max(layers, 3), **drop) for t in names})
+    head = ResidualHead(len(names) * width, num_outputs, out_dropout)
+    return MulT(projections, encoders, memories, head)
+
+
+@register_model(
+    "mult",
+    "MulT (Tsai et al. 2019), MOSEI settings: d 40, 4 layers, 8 heads; unaligned input allowed",
+    lr=1e-3, batch_size=16, grad_clip=1.0, epochs=20,
+)
+def mult(
+    modality_dims: dict[str, int],
+    *,
+    hidden: int = 40,
+    layers: int = 4,
+    heads: int = 8,
+    embed_dropout: float = 0.3,
+    attn_dropout: float = 0.1,
+    relu_dropout: float = 0.1,
+    res_dropout: float = 0.1,
+    out_dropout: float = 0.1,
+    kernel_size: int = 1,
+    causal: bool = False,
+    num_outputs: int = 1,
+) -> MulT:
+    """MulT; ``causal=True`` adds the future mask MulT's public code applies by a flag mistake."""
+    return build_mult(
+        modality_dims, hidden, layers, heads, embed_dropout, attn_dropout, relu_dropout,
+        res_dropout, out_dropout, kernel_size, causal, num_outputs,
+    )
+
+
+@register_model(
+    "mult-mmlatch",
+    "MulT + MMLatch top-down feedback (LSTM generators read MulT's last crossmodal layer)",
+    lr=1e-3, batch_size=16, grad_clip=1.0, epochs=20,
+)
+def mult_mmlatch(
+    modality_dims: dict[str, int],
+    *,
+    hidden: int = 40,
+    layers: int = 4,
+    heads: int = 8,
+    embed_dropout: float = 0.3,
+    attn_dropout: float = 0.1,
+    relu_dropout: float = 0.1,
+    res_dropout: float = 0.1,
+    out_dropout: float = 0.1,
+    kernel_size: int = 1,
+    causal: bool = False,
+    num_outputs: int = 1,
+    feedback: str = "lstm",
+    stage1_grad: bool = False,
+    mask_dropout: float = 0.0,
+) -> TopDown:
+    """MulT inside the :class:`TopDown` plug-in (needs word-aligned modalities)."""
+    backbone = build_mult(
+        modality_dims, hidden, layers, heads, embed_dropout, attn_dropout, relu_dropout,
+        res_dropout, out_dropout, kernel_size, causal, num_outputs,
+    )
+    generators = build_feedback(feedback, backbone.representation_dims, backbone.modality_dims)
+    return TopDown(backbone, generators, stage1_grad=stage1_grad, mask_dropout=mask_dropout)

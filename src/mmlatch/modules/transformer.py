@@ -1,0 +1,309 @@
+"""Transformer blocks shared by MulT and HCT-MG: positions, (crossmodal) encoder layers, stacks.
+
+Every block masks padding: a padded key step never gets attention weight, so the outputs at
+real query steps do not depend on what the padding holds or how long it is. Outputs at padded
+query steps are finite but meaningless.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mmlatch.modules.masking import length_mask
+
+
+def sinusoidal_positions(length: int, dim: int, device: torch.device | None = None) -> Tensor:
+    """MulT's (fairseq's) sinusoidal table: positions 1..L, sines then cosines.
+
+    Args:
+        length: L, number of steps.
+        dim: d, embedding size (an odd d gets a zero last column).
+    Returns:
+        (L, d) float32 table.
+    """
+    half = dim // 2
+    scale = math.log(10000.0) / max(half - 1, 1)
+    freqs = torch.exp(torch.arange(half, dtype=torch.float32, device=device) * -scale)  # (d/2,)
+    pos = torch.arange(1, length + 1, dtype=torch.float32, device=device)  # (L,)
+    angles = pos.unsqueeze(1) * freqs.unsqueeze(0)  # (L, d/2)
+    table = torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)  # (L, 2 * (d/2))
+    if dim % 2:
+        table = F.pad(table, (0, 1))
+    return table
+
+
+class ScaledPositionalEmbedding(nn.Module):
+    """``dropout(sqrt(d) * x + positions)``, MulT's input embedding of every transformer.
+
+    The positions depend on the step index only (not on the padding), so end padding never
+    changes a real step's embedding.
+
+    Args:
+        dim: d.
+        dropout: embedding dropout (training only).
+    """
+
+    def __init__(self, dim: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.dim = dim
+        self.scale = math.sqrt(dim)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x: (B, L, d) -> (B, L, d)."""
+        pos = sinusoidal_positions(x.size(1), self.dim, x.device).to(x.dtype)  # (L, d)
+        return self.dropout(self.scale * x + pos)
+
+
+class TemporalProjection(nn.Module):
+    """Bias-free Conv1d over time from F input features to d (MulT's input projection).
+
+    Steps beyond each sample's length are zeroed BEFORE the convolution, and the convolution
+    pads with zeros ("same" padding, odd kernel), so with any kernel size a real step near the
+    end sees the same zeros whether the batch is padded or not: padding never leaks.
+
+    Args:
+        input_dim: F.
+        dim: d.
+        kernel_size: odd temporal kernel (MulT's public code: 1).
+    """
+
+    def __init__(self, input_dim: int, dim: int, kernel_size: int = 1) -> None:
+        super().__init__()
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd and >= 1 (keeps one output per step), got {kernel_size}")
+        self.input_dim = input_dim
+        self.output_dim = dim
+        self.conv = nn.Conv1d(input_dim, dim, kernel_size, padding=kernel_size // 2, bias=False)
+
+    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
+        """x: (B, L, F), lengths: (B,) -> (B, L, d)."""
+        mask = length_mask(lengths, x.size(1))  # (B, L)
+        x = x.masked_fill(~mask.unsqueeze(2), 0.0)
+        return self.conv(x.transpose(1, 2)).transpose(1, 2)  # (B, F, L) -> (B, d, L) -> (B, L, d)
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head scaled dot-product attention of a query sequence over a key/value sequence.
+
+    Args:
+        dim: d, query/key/value/output size; must be divisible by ``heads``.
+        heads: number of heads.
+        dropout: dropout on the attention weights (training only).
+    """
+
+    def __init__(self, dim: int, heads: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        if heads < 1 or dim % heads:
+            raise ValueError(f"attention size {dim} is not divisible by {heads} heads")
+        self.heads = heads
+        self.dropout = dropout
+        self.q = nn.Linear(dim, dim)
+        self.k = nn.Linear(dim, dim)
+        self.v = nn.Linear(dim, dim)
+        self.out = nn.Linear(dim, dim)
+
+    def _split(self, x: Tensor) -> Tensor:
+        b, n, d = x.shape
+        return x.view(b, n, self.heads, d // self.heads).transpose(1, 2)  # (B, H, L, d/H)
+
+    def forward(self, query: Tensor, kv: Tensor, attn_mask: Tensor) -> Tensor:
+        """query: (B, Lq, d), kv: (B, Lk, d), attn_mask: bool broadcastable to (B, 1, Lq, Lk),
+        True where a query step may attend a key step -> (B, Lq, d)."""
+        out = F.scaled_dot_product_attention(
+            self._split(self.q(query)),
+            self._split(self.k(kv)),
+            self._split(self.v(kv)),
+            attn_mask=attn_mask,
+            dropout_p=self.dropout if self.training else 0.0,
+        )  # (B, H, Lq, d/H)
+        b, _, lq, _ = out.shape
+        return self.out(out.transpose(1, 2).reshape(b, lq, -1))
+
+
+class TransformerLayer(nn.Module):
+    """Pre-LayerNorm transformer encoder layer; crossmodal when given a key/value stream.
+
+    ``x = x + drop(attn(LN(x), LN_kv(kv)))``; ``x = x + drop(W2 drop(relu(W1 LN(x))))`` with
+    a feed-forward width of 4d (MulT's layer). A self-attention layer (``cross=False``) attends
+    its own normalised input and has no ``LN_kv``.
+
+    Args:
+        dim: d.
+        heads: attention heads (must divide d).
+        attn_dropout: dropout on attention weights.
+        relu_dropout: dropout after the feed-forward ReLU.
+        res_dropout: dropout on each branch before its residual sum.
+        cross: the layer attends a separate key/value stream (its own LayerNorm).
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        attn_dropout: float = 0.0,
+        relu_dropout: float = 0.0,
+        res_dropout: float = 0.0,
+        cross: bool = False,
+    ) -> None:
+        super().__init__()
+        self.cross = cross
+        self.norm_q = nn.LayerNorm(dim)
+        self.norm_kv = nn.LayerNorm(dim) if cross else None
+        self.attn = MultiHeadAttention(dim, heads, attn_dropout)
+        self.norm_ff = nn.LayerNorm(dim)
+        self.fc1 = nn.Linear(dim, 4 * dim)
+        self.fc2 = nn.Linear(4 * dim, dim)
+        self.relu_dropout = nn.Dropout(relu_dropout)
+        self.res_dropout = nn.Dropout(res_dropout)
+
+    def forward(self, x: Tensor, attn_mask: Tensor, kv: Tensor | None = None) -> Tensor:
+        """x: (B, Lq, d), attn_mask: bool (B, 1, Lq|1, Lk), kv: (B, Lk, d) if cross -> (B, Lq, d)."""
+        if (kv is not None) != self.cross:
+            raise ValueError("a crossmodal layer needs kv; a self-attention layer takes none")
+        q = self.norm_q(x)
+        source = q if self.norm_kv is None else self.norm_kv(kv)
+        x = x + self.res_dropout(self.attn(q, source, attn_mask))
+        h = self.fc2(self.relu_dropout(F.relu(self.fc1(self.norm_ff(x)))))
+        return x + self.res_dropout(h)
+
+
+class TransformerEncoder(nn.Module):
+    """A stack of :class:`TransformerLayer` with key-padding masks and a final LayerNorm.
+
+    Self-attention (``cross=False``): ``forward(x, lengths)``. Crossmodal (``cross=True``):
+    ``forward(x, lengths, kv, kv_lengths)``, x is the target (query) stream, kv the source.
+    With ``embed=True`` both streams first go through :class:`ScaledPositionalEmbedding`
+    (``sqrt(d) * x + positions``, embedding dropout), as in every MulT transformer.
+
+    Args:
+        dim: d.
+        heads: attention heads (must divide d).
+        layers: number of layers.
+        attn_dropout, relu_dropout, res_dropout: see :class:`TransformerLayer`.
+        embed_dropout: dropout after the positional embedding.
+        cross: crossmodal stack.
+        causal: a query step i attends key steps j <= i only (by absolute index; with
+            unaligned streams of different lengths, the first i+1 source steps). Step 0 is
+            always visible, so no real query row is ever fully masked.
+        embed: apply the scaled positional embedding first.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        layers: int,
+        attn_dropout: float = 0.0,
+        relu_dropout: float = 0.0,
+        res_dropout: float = 0.0,
+        embed_dropout: float = 0.0,
+        cross: bool = False,
+        causal: bool = False,
+        embed: bool = True,
+    ) -> None:
+        super().__init__()
+        if layers < 1:
+            raise ValueError(f"a transformer needs at least 1 layer, got {layers}")
+        self.dim = dim
+        self.cross = cross
+        self.causal = causal
+        self.embed = ScaledPositionalEmbedding(dim, embed_dropout) if embed else None
+        self.layers = nn.ModuleList(
+            TransformerLayer(dim, heads, attn_dropout, relu_dropout, res_dropout, cross) for _ in range(layers)
+        )
+        self.norm = nn.LayerNorm(dim)
+
+    def attention_mask(self, lq: int, kv_lengths: Tensor, lk: int) -> Tensor:
+        """Bool (B, 1, Lq|1, Lk): True where a query step may attend a key step."""
+        mask = length_mask(kv_lengths, lk)[:, None, None, :]  # (B, 1, 1, Lk) key padding
+        if self.causal:
+            steps_q = torch.arange(lq, device=kv_lengths.device).unsqueeze(1)  # (Lq, 1)
+            steps_k = torch.arange(lk, device=kv_lengths.device).unsqueeze(0)  # (1, Lk)
+            mask = mask & (steps_k <= steps_q)  # (B, 1, Lq, Lk)
+        return mask
+
+    def forward(
+        self,
+        x: Tensor,
+        lengths: Tensor,
+        kv: Tensor | None = None,
+        kv_lengths: Tensor | None = None,
+    ) -> Tensor:
+        """x: (B, Lq, d), lengths: (B,); kv: (B, Lk, d), kv_lengths: (B,) if cross -> (B, Lq, d)."""
+        if self.cross and (kv is None or kv_lengths is None):
+            raise ValueError("a crossmodal transformer needs kv and kv_lengths")
+        if not self.cross and kv is not None:
+            raise ValueError("a self-attention transformer takes no kv")
+        if self.embed is not None:
+            x = self.embed(x)
+            kv = self.embed(kv) if kv is not None else None
+        if kv is None:
+            mask = self.attention_mask(x.size(1), lengths, x.size(1))
+        else:
+            mask = self.attention_mask(x.size(1), kv_lengths, kv.size(1))
+        for layer in self.layers:
+            x = layer(x, mask, kv)
+        return self.norm(x)
+
+
+def last_real_step(x: Tensor, lengths: Tensor) -> Tensor:
+    """The step at index ``length - 1`` of each sample (not index -1, which may be padding).
+
+    Args:
+        x: (B, L, D) end-padded sequences.
+        lengths: (B,) lengths in [1, L].
+    Returns:
+        (B, D).
+    """
+    idx = (lengths.to(x.device) - 1).clamp(min=0)  # (B,)
+    return x[torch.arange(x.size(0), device=x.device), idx]
+
+
+def masked_mean(x: Tensor, lengths: Tensor) -> Tensor:
+    """Mean over each sample's real steps: (B, L, D), (B,) -> (B, D)."""
+    mask = length_mask(lengths.to(x.device), x.size(1)).unsqueeze(2)  # (B, L, 1)
+    total = x.masked_fill(~mask, 0.0).sum(dim=1)  # (B, D); masked_fill, so padding can't leak
+    return total / mask.sum(dim=1).clamp(min=1).to(x.dtype)
+
+
+class TransformerSequenceEncoder(nn.Module):
+    """A unimodal encoder: :class:`TemporalProjection` to d, then a self-attention stack.
+
+    Args:
+        input_dim: F, the modality's feature size.
+        dim: d.
+        heads, layers, attn_dropout, relu_dropout, res_dropout, embed_dropout, causal: see
+            :class:`TransformerEncoder`.
+        kernel_size: odd temporal kernel of the projection.
+    """
+
+    def __init__(
+        self,
+        input_dim: int,
+        dim: int,
+        heads: int,
+        layers: int,
+        attn_dropout: float = 0.0,
+        relu_dropout: float = 0.0,
+        res_dropout: float = 0.0,
+        embed_dropout: float = 0.0,
+        kernel_size: int = 1,
+        causal: bool = False,
+    ) -> None:
+        super().__init__()
+        self.input_dim = input_dim
+        self.output_dim = dim
+        self.projection = TemporalProjection(input_dim, dim, kernel_size)
+        self.transformer = TransformerEncoder(
+            dim, heads, layers, attn_dropout, relu_dropout, res_dropout, embed_dropout, causal=causal
+        )
+
+    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
+        """x: (B, L, F), lengths: (B,) -> (B, L, d), zero at padded steps."""
+        h = self.transformer(self.projection(x, lengths), lengths)
+        return h.masked_fill(~length_mask(lengths, h.size(1)).unsqueeze(2), 0.0)
