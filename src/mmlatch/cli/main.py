@@ -35,7 +35,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from mmlatch.data import DataError
     from mmlatch.training import ConfigError, RunError
 
-    return (DataError, ConfigError, RunError, KeyError, TypeError, ValueError, FileNotFoundError)
+    return (DataError, ConfigError, RunError, RuntimeError, KeyError, TypeError, ValueError, FileNotFoundError)
 
 
 def _run_guarded(fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -104,6 +104,10 @@ def train(
     out: Path = typer.Option(Path("runs/train"), help="Run directory to write."),
     set_: list[str] = typer.Option([], "--set", help="Override: key=value (e.g. model_args.hidden=50)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
+    devices: Optional[int] = typer.Option(None, help="Devices (processes) for one run, e.g. 2 with --strategy ddp."),
+    num_nodes: Optional[int] = typer.Option(None, "--num-nodes", help="Nodes for one run (Lightning DDP)."),
+    strategy: Optional[str] = typer.Option(None, help="Lightning strategy: auto | ddp | ddp_spawn ..."),
+    resume: bool = typer.Option(True, help="Continue an interrupted run in OUT from its last checkpoint."),
     fmt: Optional[str] = FORMAT_OPT,
     on_nonfinite: Optional[str] = NONFINITE_OPT,
     folds: Optional[Path] = FOLDS_OPT,
@@ -121,8 +125,11 @@ def train(
     cfg = _run_guarded(
         load_config, config, overrides, data=data, model=model, epochs=epochs, seed=seed,
         device=device, modalities=mods, progress=None if progress else False,
+        devices=devices, num_nodes=num_nodes, strategy=strategy,
     )
-    result = _run_guarded(run_train, cfg, out)
+    result = _run_guarded(run_train, cfg, out, resume=resume)
+    if not result:  # a non-zero rank of a distributed run
+        return
     typer.echo(f"run written to {out}")
     _print_json(result)
 
@@ -236,6 +243,11 @@ def data_convert(
     ds = _load_for_cli(path, modalities, _data_args(fmt, on_nonfinite, folds, keep_sp, csd_modality, max_len))
     written = _run_guarded(save_dataset, ds, out)
     typer.echo(f"wrote {written} ({', '.join(f'{k} {len(v)}' for k, v in ds.splits.items())})")
+
+
+from mmlatch.cli import experiment_cmds  # noqa: E402
+
+experiment_cmds.register(app)
 
 
 def main() -> None:  # pragma: no cover - console entry

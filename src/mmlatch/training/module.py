@@ -58,6 +58,7 @@ class TaskModule(L.LightningModule):
         self._val_outputs: list[tuple[Tensor, Tensor]] = []
         self._train_sum = 0.0
         self._train_count = 0
+        self._aux_sum = 0.0
         self._scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None
         self._pending_plateau: dict[str, Any] | None = None
         self._epoch_lr = lr
@@ -89,18 +90,19 @@ class TaskModule(L.LightningModule):
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         out = self(batch)
         loss = task_loss(self.task, out.prediction, batch.labels)
+        task_value = float(loss.detach())
         aux_fn = getattr(self.model, "auxiliary_loss", None)
         if aux_fn is not None:  # e.g. HCT-MG's unimodal heads and gate
             aux = aux_fn(out, batch.labels, partial(task_loss, self.task))
             if aux is not None:
-                self.log("aux_loss", aux.detach(), on_step=False, on_epoch=False, logger=False, batch_size=len(batch))
+                self._aux_sum += float(aux.detach()) * len(batch)
                 loss = loss + aux
         if out.extras is not None and "gate" in out.extras:
             gate = out.extras["gate"].detach().float()
             gate = gate.reshape(-1, gate.shape[-1]).mean(dim=0).cpu()  # (n_modalities,)
             self._gate_sum = gate if self._gate_sum is None else self._gate_sum + gate
             self._gate_count += 1
-        self._train_sum += float(loss.detach()) * len(batch)
+        self._train_sum += task_value * len(batch)
         self._train_count += len(batch)
         self.log("loss", loss.detach(), prog_bar=True, on_step=True, on_epoch=False, logger=False, batch_size=len(batch))
         return loss
@@ -136,7 +138,10 @@ class TaskModule(L.LightningModule):
         total = torch.tensor([self._train_sum, float(self._train_count)], device=self.device)
         if self.trainer.world_size > 1:
             total = self.trainer.strategy.reduce(total, reduce_op="sum")
-        row = {"train_loss": float(total[0] / total[1].clamp(min=1))}
+        row = {"train_loss": float(total[0] / total[1].clamp(min=1))}  # the task loss alone
+        if self._aux_sum:
+            row["train_aux_loss"] = self._aux_sum / max(self._train_count, 1)
+            self._aux_sum = 0.0
         row.update(getattr(self, "_last_val", {}))
         row["lr"] = self._epoch_lr
         if self._gate_sum is not None:  # mean gate weight per modality over the epoch's batches
