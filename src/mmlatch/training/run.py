@@ -243,7 +243,7 @@ def train(
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", ".*does not have many workers.*")
             warnings.filterwarnings("ignore", ".*number of training batches.*")
-            warnings.filterwarnings("ignore", ".*Experiment logs directory.*")
+            warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists and is not empty.*")
             trainer.fit(module, train_loader, valid_loader, ckpt_path=str(last) if resuming else None)
         if not trainer.is_global_zero:
             return {}
