@@ -1,9 +1,25 @@
-"""Input checks every model runs on its batch, with messages that say what and where."""
+"""Input checks every model runs on its batch, with messages that say what and where.
+
+The checks read tensor values (``lengths.min()``, ``isfinite``) into Python, which a traced
+or exported graph cannot record; while ``torch.jit.trace``, ``torch.onnx.export`` or
+``torch.export`` runs (:func:`is_exporting`) they return at once. An exported model
+therefore does not validate its inputs: its wrapper's caller must pass valid ones.
+"""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
+
+
+def is_exporting() -> bool:
+    """True while the model is being traced (TorchScript) or exported (ONNX, torch.export)."""
+    exporting = getattr(torch.compiler, "is_exporting", None)  # torch >= 2.6
+    return (
+        torch.jit.is_tracing()
+        or torch.onnx.is_in_onnx_export()
+        or (exporting is not None and exporting())
+    )
 
 
 def normalize_lengths(
@@ -29,8 +45,11 @@ def check_inputs(
     """Raise ValueError unless the batch matches the model.
 
     Checks: the modality names, (B, L, F_k) shapes with F_k as the model expects, one batch
-    size, lengths of shape (B,) within [1, L], and (optionally) finite values.
+    size, lengths of shape (B,) within [1, L], and (optionally) finite values. Skipped while
+    tracing or exporting (:func:`is_exporting`).
     """
+    if is_exporting():
+        return
     if not isinstance(features, dict):
         raise TypeError(f"features must be a dict modality -> Tensor, got {type(features).__name__}")
     if set(features) != set(modality_dims):
@@ -68,7 +87,12 @@ def check_inputs(
 
 
 def check_aligned(lengths: dict[str, Tensor], features: dict[str, Tensor], who: str) -> None:
-    """Raise ValueError unless every modality has the same padded length and lengths."""
+    """Raise ValueError unless every modality has the same padded length and lengths.
+
+    Skipped while tracing or exporting (:func:`is_exporting`).
+    """
+    if is_exporting():
+        return
     names = list(features)
     first = names[0]
     for name in names[1:]:

@@ -98,8 +98,11 @@ def _quiet_lightning() -> None:
 
 
 def load_data(cfg: TrainConfig, data: str | None = None) -> MultimodalDataset:
-    """The dataset a config names (``data`` replaces the config's path when given)."""
-    return load_dataset(data or cfg.data, modalities=cfg.modalities, **cfg.data_args)
+    """The dataset a config names, or ``data`` instead (then without the config's reader
+    options, which belong to the config's own data)."""
+    if data and data != cfg.data:
+        return load_dataset(data, modalities=cfg.modalities)
+    return load_dataset(cfg.data, modalities=cfg.modalities, **cfg.data_args)
 
 
 def build_model(cfg: TrainConfig, dataset: MultimodalDataset) -> tuple[nn.Module, dict[str, Any]]:

@@ -1,0 +1,439 @@
+"""Prediction with a finished run: a Python API for arrays and a reader for files without labels.
+
+Python::
+
+    import mmlatch
+    run = mmlatch.load_run("runs/r")
+    out = run.predict({"text": x_t, "audio": x_a, "visual": x_v})   # (L, F) arrays: one sample
+    out.prediction        # (num_outputs,) ; (B, num_outputs) for (B, L, F) arrays
+    out.mask_means        # top-down models: modality -> mask mean over real steps and features
+
+Files (``mmlatch predict --run DIR --data PATH``): every format the readers know is read by
+them when it has labels (so predictions are exactly those ``mmlatch evaluate`` scores).
+Files WITHOUT labels are read here:
+
+- the own format (``mmlatch data convert``) with the ``<split>/labels`` entries left out;
+- MulT-style pickles without ``labels`` (any split names, or one flat dict of arrays read
+  as the split ``data``): keys ``text``, ``audio``, ``vision``/``visual``, optional ``id``
+  and ``<key>_lengths``; zero rows are front padding (MulT) unless the file has MMSA keys
+  (``raw_text``, ``text_bert``, ``audio_lengths``, ``vision_lengths``), then end padding;
+- a plain ``.npz`` of arrays: one array per modality (N, L, F) end-padded, optional
+  ``lengths`` (N,) shared or ``<modality>_lengths``, ``ids`` and ``labels``; split ``data``.
+
+Missing lengths are found from zero padding as the readers do (jointly when the modalities
+share their length, so aligned steps stay aligned). NaN/inf features are replaced by 0 with a
+warning. The CSV has ``split, id``, the prediction(s), the labels when the file has them,
+and for top-down models ``mask_mean_<modality>`` (each sample's mask averaged over its real
+steps and all features).
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from torch import nn
+
+from mmlatch.analysis.collect import BATCH_SIZE, AnalysisError, SplitOutputs, collect_outputs, fit_dataset
+from mmlatch.data import DataError, Split, TaskSpec, load_dataset
+from mmlatch.training.config import TrainConfig
+from mmlatch.training.run import load_data, load_run_model, resolve_device
+
+#: file key -> modality name for pickles and plain .npz files
+_MODALITY_KEYS: dict[str, str] = {"text": "text", "audio": "audio", "vision": "visual", "visual": "visual"}
+_MMSA_MARKERS = ("raw_text", "text_bert", "audio_lengths", "vision_lengths", "annotations")
+
+
+@dataclass
+class Prediction:
+    """Predictions for one sample or a batch.
+
+    Attributes:
+        prediction: (B, num_outputs) model outputs ((num_outputs,) for one sample): values
+            for regression, logits for classification and multi-label tasks.
+        mask_means: top-down models: modality -> (B,) (a float for one sample), the mask
+            averaged over the sample's real steps and all features; None otherwise.
+        unimodal: (B, n_modalities, num_outputs) unimodal predictions of models with them.
+        gate: (B, n_modalities) modality gate weights of models with a gate.
+    """
+
+    prediction: np.ndarray
+    mask_means: dict[str, Any] | None = None
+    unimodal: np.ndarray | None = None
+    gate: np.ndarray | None = None
+
+
+class RunPredictor:
+    """A finished run's model, ready to predict (see :func:`load_run`).
+
+    Attributes:
+        model: the model (eval mode) with the best weights.
+        spec: the run's ``model.json``; ``config``: its ``config.yaml``.
+        modalities: the model's modality order; ``modality_dims``: feature size of each.
+        task: what the outputs mean.
+    """
+
+    def __init__(self, model: nn.Module, spec: dict[str, Any], config: TrainConfig, path: Path, device: str) -> None:
+        self.model = model.eval().to(device)
+        self.spec = spec
+        self.config = config
+        self.path = path
+        self.device = device
+        self.modality_dims: dict[str, int] = {k: int(v) for k, v in spec["modality_dims"].items()}
+        self.modalities: list[str] = list(self.modality_dims)
+        self.task = TaskSpec.from_dict(spec["task"])
+
+    def __repr__(self) -> str:
+        return f"RunPredictor({str(self.path)!r}, model={self.spec['model']!r}, modalities={self.modalities})"
+
+    @property
+    def label_width(self) -> int:
+        return 1 if self.task.kind == "classification" else self.task.num_outputs
+
+    def predict(
+        self,
+        features: Mapping[str, Any],
+        lengths: int | Any | Mapping[str, Any] | None = None,
+        batch_size: int = BATCH_SIZE,
+    ) -> Prediction:
+        """Predict one sample ((L, F) arrays) or a batch ((B, L, F) arrays, end-padded).
+
+        Args:
+            features: modality -> array, every modality of the model (``modalities``).
+            lengths: real steps: None (every step is real), an int / (B,) array shared by
+                the modalities, or modality -> int / (B,) array.
+            batch_size: samples per forward pass.
+        Returns:
+            A :class:`Prediction`; one sample gives unbatched arrays.
+        """
+        split, single = self._as_split(features, lengths)
+        out = self.predict_split(split, batch_size)
+        masks = None
+        if out.mask_means is not None:
+            masks = {k: v.mean(axis=1) for k, v in out.mask_means.items()}  # (B,)
+        if single:
+            return Prediction(
+                out.prediction[0],
+                {k: float(v[0]) for k, v in masks.items()} if masks else None,
+                None if out.unimodal is None else out.unimodal[0],
+                None if out.gate is None else out.gate[0],
+            )
+        return Prediction(out.prediction, masks, out.unimodal, out.gate)
+
+    def predict_split(self, split: Split, batch_size: int = BATCH_SIZE) -> SplitOutputs:
+        """Outputs on every sample of a split (batched as ``mmlatch evaluate`` batches)."""
+        return collect_outputs(self.model, split, batch_size, self.device)
+
+    def _as_split(self, features: Mapping[str, Any], lengths: Any) -> tuple[Split, bool]:
+        missing = [m for m in self.modalities if m not in features]
+        extra = [m for m in features if m not in self.modality_dims]
+        if missing or extra:
+            raise AnalysisError(
+                f"the model takes modalities {self.modalities}; got {list(features)}"
+                + (f" (missing {missing})" if missing else "")
+                + (f" (unknown {extra})" if extra else "")
+            )
+        arrays = {m: np.asarray(features[m], dtype=np.float32) for m in self.modalities}
+        ndims = {a.ndim for a in arrays.values()}
+        if len(ndims) != 1 or ndims.pop() not in (2, 3):
+            raise AnalysisError(
+                f"features must all be (L, F) (one sample) or all (B, L, F) (a batch); got shapes "
+                f"{ {m: a.shape for m, a in arrays.items()} }"
+            )
+        single = next(iter(arrays.values())).ndim == 2
+        if single:
+            arrays = {m: a[None] for m, a in arrays.items()}
+        n = next(iter(arrays.values())).shape[0]
+        for m, a in arrays.items():
+            if a.shape[0] != n:
+                raise AnalysisError(f"modality {m!r} has {a.shape[0]} samples, {self.modalities[0]!r} has {n}")
+            if a.shape[2] != self.modality_dims[m]:
+                raise AnalysisError(
+                    f"modality {m!r} has {a.shape[2]} features per step, the model expects {self.modality_dims[m]}"
+                )
+            if a.shape[1] < 1:
+                raise AnalysisError(f"modality {m!r} has no steps")
+        lens = {}
+        for m, a in arrays.items():
+            given = lengths.get(m) if isinstance(lengths, Mapping) else lengths
+            ln = np.full(n, a.shape[1], np.int64) if given is None else np.asarray(given, np.int64).reshape(-1)
+            if ln.shape != (n,):
+                raise AnalysisError(f"modality {m!r}: {ln.size} lengths for {n} samples")
+            if (ln < 1).any() or (ln > a.shape[1]).any():
+                raise AnalysisError(f"modality {m!r}: lengths must lie in [1, {a.shape[1]}], got {ln.tolist()}")
+            lens[m] = ln
+        labels = np.full((n, self.label_width), np.nan, np.float32)
+        return Split(arrays, lens, labels, [str(i) for i in range(n)]), single
+
+
+def load_run(run_dir: str | Path, device: str = "cpu") -> RunPredictor:
+    """A finished run ready to predict (``mmlatch.load_run``).
+
+    Args:
+        run_dir: the run directory (``model.json``, ``model.safetensors``, ``config.yaml``).
+        device: ``cpu``, ``cuda`` or ``auto``.
+    """
+    model, spec, cfg = load_run_model(run_dir)
+    return RunPredictor(model, spec, cfg, Path(run_dir), resolve_device(device))
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def read_for_prediction(
+    path: str, predictor: RunPredictor, reader_options: Mapping[str, Any] | None = None
+) -> tuple[dict[str, Split], bool]:
+    """Read ``path`` with or without labels, restricted to the run's modalities.
+
+    Returns:
+        (split name -> Split, whether the file has labels). Unlabelled splits have NaN
+        labels (N, label width).
+    """
+    from mmlatch.data.convert import is_own_file
+
+    options = dict(reader_options or {})
+    p = Path(path)
+    fmt = options.get("format")
+    policy = options.get("on_nonfinite", "zero")
+    if path != "synthetic" and p.is_file() and fmt in (None, "own", "npz", "mmlatch", "mult", "mmsa"):
+        splits: dict[str, Split] | None = None
+        if is_own_file(p):
+            splits = _own_without_labels(p, predictor)
+        elif _is_pickle(p):
+            return _read_pickle(p, predictor, policy)
+        elif zipfile.is_zipfile(p) and fmt is None:
+            return _plain_npz(p, predictor, policy)
+        if splits is not None:
+            return splits, False
+    if path == predictor.config.data and not options:
+        dataset = load_data(predictor.config)  # the run's own data, with its data_args
+    else:
+        dataset = load_dataset(path, **options)
+    return dict(fit_dataset(dataset, predictor.spec, str(predictor.path)).splits), True
+
+
+def predict_file(
+    predictor: RunPredictor,
+    path: str,
+    split: str | None = None,
+    reader_options: Mapping[str, Any] | None = None,
+    batch_size: int = BATCH_SIZE,
+) -> pd.DataFrame:
+    """Predictions for every sample of a data file (all its splits, or ``split``).
+
+    Returns:
+        One row per sample: ``split, id``, prediction columns, label columns (labelled files)
+        and ``mask_mean_<modality>`` (top-down models). Predictions: ``prediction`` (one
+        regression output) or ``prediction_<name>``; classification: ``prediction`` (class
+        name) and ``prob_<class>``; multi-label: ``prob_<name>`` and ``prediction_<name>`` (0/1).
+    """
+    splits, labelled = read_for_prediction(path, predictor, reader_options)
+    if split is not None:
+        if split not in splits:
+            raise AnalysisError(f"{path} has no split {split!r}; it has {sorted(splits)}")
+        splits = {split: splits[split]}
+    frames = []
+    for name, part in splits.items():
+        out = predictor.predict_split(part, batch_size)
+        frame = pd.DataFrame({"split": name, "id": out.ids})
+        for col, values in _prediction_columns(predictor.task, out.prediction).items():
+            frame[col] = values
+        if labelled:
+            for col, values in _label_columns(predictor.task, part.labels).items():
+                frame[col] = values
+        if out.mask_means is not None:
+            for m, v in out.mask_means.items():
+                frame[f"mask_mean_{m}"] = v.mean(axis=1)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _prediction_columns(task: TaskSpec, pred: np.ndarray) -> dict[str, np.ndarray]:
+    if task.kind == "classification":
+        e = np.exp(pred - pred.max(axis=1, keepdims=True))
+        prob = e / e.sum(axis=1, keepdims=True)
+        cols: dict[str, Any] = {"prediction": np.asarray(task.label_names, dtype=object)[pred.argmax(axis=1)]}
+        cols.update({f"prob_{c}": prob[:, i] for i, c in enumerate(task.label_names)})
+        return cols
+    if task.kind == "multilabel":
+        prob = 1.0 / (1.0 + np.exp(-pred.astype(np.float64)))
+        cols = {f"prob_{c}": prob[:, i] for i, c in enumerate(task.label_names)}
+        cols.update({f"prediction_{c}": (pred[:, i] > 0).astype(np.int64) for i, c in enumerate(task.label_names)})
+        return cols
+    if pred.shape[1] == 1:
+        return {"prediction": pred[:, 0]}
+    return {f"prediction_{c}": pred[:, i] for i, c in enumerate(task.label_names)}
+
+
+def _label_columns(task: TaskSpec, labels: np.ndarray) -> dict[str, np.ndarray]:
+    if task.kind == "classification":
+        return {"label": np.asarray(task.label_names, dtype=object)[labels[:, 0].astype(np.int64)]}
+    if labels.shape[1] == 1:
+        return {"label": labels[:, 0]}
+    return {f"label_{c}": labels[:, i] for i, c in enumerate(task.label_names)}
+
+
+def _is_pickle(path: Path) -> bool:
+    from mmlatch.data.readers import _is_pickle as is_pickle
+
+    return is_pickle(path)
+
+
+def _unlabelled_split(
+    arrays: dict[str, np.ndarray],
+    given: dict[str, np.ndarray],
+    ids: list[str],
+    side: str,
+    predictor: RunPredictor,
+    where: str,
+    counter: Any,
+    split: str,
+) -> Split:
+    """A file's modality arrays -> an end-padded Split of the run's modalities, NaN labels.
+
+    Padding is decided over all the file's modalities (as the readers do), then the run's
+    modalities are kept.
+    """
+    from mmlatch.data.readers._common import as_float32, check_features, strip_padding, zero_nonfinite
+
+    missing = [m for m in predictor.modalities if m not in arrays]
+    if missing:
+        raise DataError(f"{where}: no features for modality {missing} (the run uses {predictor.modalities}); "
+                        f"found {sorted(arrays)}")
+    features: dict[str, np.ndarray] = {}
+    n = len(ids)
+    for m, x in arrays.items():
+        x = as_float32(check_features(x, where, m, n), copy=True)
+        counter.count(x, split=split, modality=m, file=where)
+        features[m] = x
+    lengths = strip_padding(features, side, explicit=given)  # type: ignore[arg-type]
+    for x in features.values():
+        zero_nonfinite(x)
+    labels = np.full((n, predictor.label_width), np.nan, np.float32)
+    keep = predictor.modalities
+    return Split({m: features[m] for m in keep}, {m: lengths[m] for m in keep}, labels, ids)
+
+
+def _given_lengths(values: Any, where: str, key: str, n: int, seq_len: int) -> np.ndarray:
+    from mmlatch.data.readers._common import require_numeric
+
+    ln = np.asarray(require_numeric(np.asarray(values), where, key)).astype(np.int64).reshape(-1)
+    if ln.shape != (n,):
+        raise DataError(f"{where}: key {key!r} has {ln.size} lengths for {n} samples")
+    if n and (ln.min() < 0 or ln.max() > seq_len):
+        raise DataError(f"{where}: key {key!r}: lengths span [{ln.min()}, {ln.max()}], outside [0, {seq_len}]")
+    return np.maximum(ln, 1)
+
+
+def _split_from_arrays(
+    part: Mapping[str, Any], predictor: RunPredictor, path: Path, split: str, side: str, counter: Any
+) -> Split:
+    from mmlatch.data.readers._common import ids_from_array
+
+    where = f"{path}, split {split!r}"
+    arrays = {_MODALITY_KEYS[k]: v for k, v in part.items() if k in _MODALITY_KEYS}
+    if not arrays:
+        raise DataError(f"{where}: no modality arrays (text, audio, vision/visual); found keys {sorted(map(str, part))}")
+    first = next(iter(arrays.values()))
+    n = int(np.shape(first)[0])
+    given: dict[str, np.ndarray] = {}
+    for mod in arrays:
+        keys = [f"{k}_lengths" for k, v in _MODALITY_KEYS.items() if v == mod] + ["lengths"]
+        lkey = next((k for k in keys if k in part), None)
+        if lkey is not None:
+            given[mod] = _given_lengths(part[lkey], where, lkey, n, int(np.shape(arrays[mod])[1]))
+    id_key = "id" if "id" in part else "ids" if "ids" in part else None
+    ids = ids_from_array(part[id_key], n, where, id_key) if id_key else [f"{split}[{i}]" for i in range(n)]
+    return _unlabelled_split(arrays, given, ids, side, predictor, where, counter, split)
+
+
+def _read_pickle(path: Path, predictor: RunPredictor, on_nonfinite: str) -> tuple[dict[str, Split], bool]:
+    """A MulT/MMSA pickle: through the readers when it has labels, else as unlabelled splits."""
+    from mmlatch.data.readers import mmsa, mult
+    from mmlatch.data.readers._common import NonfiniteCounter
+    from mmlatch.data.safe_pickle import safe_load_pickle
+
+    data = safe_load_pickle(path)
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: a pickle holding a {type(data).__name__}, expected a dict")
+    if any(k in data for k in _MODALITY_KEYS):
+        parts = {"data": data}  # one flat split
+    else:
+        parts = {str(k): v for k, v in data.items() if isinstance(v, dict)}
+        if not parts:
+            raise DataError(f"{path}: neither split dicts nor modality arrays; found keys {sorted(map(str, data))}")
+    if any("regression_labels" in p for p in parts.values()):
+        ds = mmsa.mmsa_from_dict(data, path, on_nonfinite=on_nonfinite)
+    elif any("labels" in p for p in parts.values()):
+        ds = mult.mult_from_dict(data, path, on_nonfinite=on_nonfinite)
+    else:
+        counter = NonfiniteCounter(on_nonfinite, path)
+        out = {}
+        for name, part in parts.items():
+            side = "end" if any(k in part for k in _MMSA_MARKERS) else "front"
+            out[name] = _split_from_arrays(part, predictor, path, name, side, counter)
+        counter.finish()
+        return out, False
+    return dict(fit_dataset(ds, predictor.spec, str(predictor.path)).splits), True
+
+
+def _plain_npz(path: Path, predictor: RunPredictor, on_nonfinite: str) -> tuple[dict[str, Split], bool]:
+    """A plain .npz of modality arrays (split ``data``); its ``labels`` are kept if present."""
+    from mmlatch.data.readers._common import NonfiniteCounter
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            part = {k: z[k] for k in z.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
+        raise DataError(f"{path}: not a readable .npz file: {e}") from e
+    counter = NonfiniteCounter(on_nonfinite, path)
+    split = _split_from_arrays(part, predictor, path, "data", "end", counter)
+    counter.finish()
+    if "labels" in part:
+        labels = np.asarray(part["labels"], dtype=np.float32).reshape(len(split), -1)
+        if labels.shape[1] != predictor.label_width:
+            raise DataError(f"{path}: labels have shape {labels.shape}, the run's task needs (N, {predictor.label_width})")
+        split.labels = labels
+        return {"data": split}, True
+    return {"data": split}, False
+
+
+def _own_without_labels(path: Path, predictor: RunPredictor) -> dict[str, Split] | None:
+    """Splits of an own-format file whose label entries are left out; None when it has labels."""
+    import json
+
+    from mmlatch.data.convert import META_KEY
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z[META_KEY]))
+            names = list(meta["splits"])
+            if all(f"{s}/labels" in z.files for s in names):
+                return None
+            out = {}
+            for s in names:
+                missing = [m for m in predictor.modalities if f"{s}/{m}/features" not in z.files]
+                if missing:
+                    raise DataError(f"{path}: split {s!r} has no features for modality {missing}")
+                feats = {m: z[f"{s}/{m}/features"] for m in predictor.modalities}
+                lens = {m: z[f"{s}/{m}/lengths"].astype(np.int64) for m in predictor.modalities}
+                n = int(next(iter(lens.values())).shape[0])
+                ids = [str(v) for v in z[f"{s}/ids"]] if f"{s}/ids" in z.files else [f"{s}[{i}]" for i in range(n)]
+                labels = (
+                    z[f"{s}/labels"] if f"{s}/labels" in z.files
+                    else np.full((n, predictor.label_width), np.nan, np.float32)
+                )
+                out[s] = Split(feats, lens, labels, ids)
+    except DataError:
+        raise
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as e:
+        raise DataError(f"{path}: could not read as an mmlatch dataset: {type(e).__name__}: {e}") from e
+    return out
+
+
+__all__ = ["Prediction", "RunPredictor", "load_run", "predict_file", "read_for_prediction"]

@@ -1,0 +1,182 @@
+"""Commands that look inside and use finished runs: ``analyze ...``, ``robustness``,
+``predict``, ``export``. Wired into the main app by :func:`register`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+RUN_OPT = typer.Option(..., "--run", help="A finished run directory.")
+RUNS_OPT = typer.Option(..., "--run", help="A finished run directory; repeat to compare runs.")
+DATA_OPT = typer.Option(None, "--data", help="Data to use (default: the run's own).")
+FORMAT_OPT = typer.Option(None, "--format", help="Force the data format: mult | mmsa | csd | mfn | own.")
+SPLIT_OPT = typer.Option("test", "--split", help="train | valid | test.")
+DEVICE_OPT = typer.Option("auto", "--device", help="auto | cpu | cuda.")
+
+
+def _cli() -> Any:
+    from mmlatch.cli import main  # imported late: main imports this module
+
+    return main
+
+
+def _reader(fmt: Optional[str]) -> dict[str, Any]:
+    return {"format": fmt} if fmt else {}
+
+
+def _device(device: str) -> str:
+    from mmlatch.training.run import resolve_device
+
+    return _cli()._run_guarded(resolve_device, device)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``analyze`` (masks, gates, incongruity, curves), ``robustness``, ``predict`` and
+    ``export`` to ``app``."""
+    analyze = typer.Typer(help="Plots and tables from finished runs.", no_args_is_help=True)
+    app.add_typer(analyze, name="analyze")
+
+    @analyze.command("masks")
+    def masks(
+        run: Path = RUN_OPT,
+        data: Optional[str] = DATA_OPT,
+        split: str = SPLIT_OPT,
+        modality: Optional[str] = typer.Option(None, "--modality", help="Masked modality (default: visual, else the first)."),
+        out: Optional[Path] = typer.Option(None, "--out", help="PNG to write (default RUN/analysis/masks_<modality>.png); the CSV goes beside it."),
+        fmt: Optional[str] = FORMAT_OPT,
+        device: str = DEVICE_OPT,
+    ) -> None:
+        """Top-down mask averaged per rounded sentiment class: heatmap (features x classes) + CSV."""
+        from mmlatch.analysis.collect import default_out, load_run_data
+        from mmlatch.analysis.masks import default_modality, mask_table, plot_mask_table
+
+        cli = _cli()
+        dev = _device(device)
+        rd = cli._run_guarded(load_run_data, run, data, _reader(fmt))
+        mod = modality or default_modality(rd.modalities)
+        table = cli._run_guarded(mask_table, rd, split, mod, device=dev)
+        png = out or default_out(run, f"masks_{mod}.png")
+        png, csv = plot_mask_table(table, png, f"{rd.label}: mask on {mod} ({split})")
+        cli._print_json({"png": str(png), "csv": str(csv), "modality": mod,
+                         "counts": dict(zip(table.classes, table.counts.tolist()))})
+
+    @analyze.command("gates")
+    def gates(
+        run: Path = RUN_OPT,
+        out: Optional[Path] = typer.Option(None, "--out", help="PNG to write (default RUN/analysis/gates.png); the CSV goes beside it."),
+    ) -> None:
+        """Gate weights over training and the primary modality per epoch (HCT-MG)."""
+        from mmlatch.analysis.collect import default_out
+        from mmlatch.analysis.gates import gate_history, plot_gates
+
+        cli = _cli()
+        history = cli._run_guarded(gate_history, run)
+        png, csv = plot_gates(history, out or default_out(run, "gates.png"), f"{Path(run).name}: modality gate")
+        cli._print_json({"png": str(png), "csv": str(csv), "primary": dict(zip(map(int, history.index), history["primary"]))})
+
+    @analyze.command("incongruity")
+    def incongruity(
+        run: list[Path] = RUNS_OPT,
+        reference: Optional[Path] = typer.Option(None, "--reference", help="Group every run's samples by this (HCT-MG) run's unimodal predictions."),
+        data: Optional[str] = DATA_OPT,
+        split: str = SPLIT_OPT,
+        out: Optional[Path] = typer.Option(None, "--out", help="PNG to write (default FIRST_RUN/analysis/incongruity.png); the CSV goes beside it."),
+        fmt: Optional[str] = FORMAT_OPT,
+        device: str = DEVICE_OPT,
+    ) -> None:
+        """Error on samples whose unimodal predictions disagree in sign (incongruent) or agree."""
+        from mmlatch.analysis.collect import default_out
+        from mmlatch.analysis.incongruity import incongruity_table, plot_incongruity
+
+        cli = _cli()
+        table = cli._run_guarded(incongruity_table, run, reference, data, split, _reader(fmt), device=_device(device))
+        png, csv = plot_incongruity(table, out or default_out(run[0], "incongruity.png"))
+        cli._print_json({"png": str(png), "csv": str(csv), "table": table.to_dict(orient="records")})
+
+    @analyze.command("curves")
+    def curves(
+        run: list[Path] = RUNS_OPT,
+        metric: str = typer.Option("mae", "--metric", help="Validation metric of the right panel."),
+        out: Optional[Path] = typer.Option(None, "--out", help="PNG to write (default FIRST_RUN/analysis/curves.png); the CSV goes beside it."),
+    ) -> None:
+        """Loss and a validation metric per epoch, several runs overlaid."""
+        from mmlatch.analysis.collect import default_out
+        from mmlatch.analysis.curves import plot_curves, training_curves
+
+        cli = _cli()
+        table = cli._run_guarded(training_curves, run, metric)
+        png, csv = plot_curves(table, out or default_out(run[0], "curves.png"), metric)
+        cli._print_json({"png": str(png), "csv": str(csv), "runs": list(dict.fromkeys(table["run"]))})
+
+    @app.command("robustness")
+    def robustness(
+        run: list[Path] = RUNS_OPT,
+        out: Path = typer.Option(..., "--out", help="Directory for robustness.csv, .png and .json."),
+        data: Optional[str] = DATA_OPT,
+        modality: str = typer.Option("all", "--modality", help="The modality to corrupt, or all."),
+        corruption: str = typer.Option("noise,drop,missing", "--corruption", help="Comma-separated: noise, drop, missing."),
+        levels: str = typer.Option(",".join(f"{0.1 * i:.1f}" for i in range(10)), "--levels", help="Comma-separated levels in [0, 1]."),
+        seed: int = typer.Option(0, "--seed", help="Seed of the corruptions."),
+        metric: str = typer.Option("mae", "--metric", help="Metric of the plot and the AUC."),
+        split: str = SPLIT_OPT,
+        fmt: Optional[str] = FORMAT_OPT,
+        device: str = DEVICE_OPT,
+    ) -> None:
+        """Test-time corruption at levels 0..0.9: metrics per level, metric-vs-level plot, AUC per run."""
+        from mmlatch.analysis.robustness import run_robustness
+
+        cli = _cli()
+        try:
+            level_values = [float(v) for v in levels.split(",") if v.strip()]
+        except ValueError:
+            cli._fail(f"--levels {levels!r} is not a comma-separated list of numbers")
+        result = cli._run_guarded(
+            run_robustness, run, out, metric, data=data,
+            corruptions=[c.strip() for c in corruption.split(",") if c.strip()],
+            modality=modality, levels=level_values, seed=seed, split=split,
+            reader_options=_reader(fmt), device=_device(device),
+        )
+        cli._print_json(result)
+
+    @app.command("predict")
+    def predict(
+        run: Path = RUN_OPT,
+        data: str = typer.Option(..., "--data", help="A data file/directory in any readable format; labels optional."),
+        out: Optional[Path] = typer.Option(None, "--out", help="CSV to write (default: print the CSV)."),
+        split: Optional[str] = typer.Option(None, "--split", help="Only this split (default: every split in the file)."),
+        fmt: Optional[str] = FORMAT_OPT,
+        batch_size: int = typer.Option(64, "--batch-size", help="Samples per forward pass."),
+        device: str = DEVICE_OPT,
+    ) -> None:
+        """Predict every sample of a data file: CSV of ids, predictions (and mask means)."""
+        from mmlatch.analysis.predict import load_run, predict_file
+
+        cli = _cli()
+        predictor = cli._run_guarded(load_run, run, device)
+        table = cli._run_guarded(predict_file, predictor, data, split, _reader(fmt), batch_size)
+        if out is None:
+            typer.echo(table.to_csv(index=False), nl=False)
+            return
+        out.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out, index=False)
+        typer.echo(f"wrote {len(table)} predictions to {out}")
+
+    @app.command("export")
+    def export(
+        run: Path = RUN_OPT,
+        fmt: str = typer.Option(..., "--format", help="onnx | torchscript."),
+        out: Path = typer.Option(..., "--out", help="File to write (a description goes to FILE.json)."),
+        per_modality_lengths: bool = typer.Option(False, "--per-modality-lengths", help="One lengths input per modality (unaligned models)."),
+        verify: bool = typer.Option(True, help="Check the exported model against PyTorch on two batch shapes."),
+        atol: float = typer.Option(1e-5, "--atol", help="Largest allowed absolute difference in the check."),
+    ) -> None:
+        """Export the run's model to ONNX or TorchScript (inputs: modality tensors + lengths)."""
+        from mmlatch.analysis.export import export_run
+
+        cli = _cli()
+        cli._print_json(cli._run_guarded(export_run, run, fmt, out, per_modality_lengths, verify, atol))
+
+
+__all__ = ["register"]
