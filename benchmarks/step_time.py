@@ -63,7 +63,7 @@ def measure(name: str, device: str, batch: int, length: int, warmup: int, steps:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default="baseline,mmlatch,mmlatch-linear", help="comma-separated, or 'all'")
+    parser.add_argument("--models", default="all", help="comma-separated names, or all")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch", type=int, default=32)

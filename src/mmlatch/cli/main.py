@@ -166,7 +166,8 @@ def models() -> None:
 @app.command()
 def demo(
     out: Path = typer.Option(Path("runs/demo"), help="Directory for the two runs."),
-    epochs: int = typer.Option(12, help="Epochs per model."),
+    epochs: int = typer.Option(10, help="Epochs per model."),
+    n_train: int = typer.Option(800, help="Synthetic training samples (the default data has 1200)."),
     seed: int = typer.Option(0, help="Random seed."),
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
 ) -> None:
@@ -179,8 +180,8 @@ def demo(
     for name in ("baseline", "mmlatch"):
         typer.echo(f"training {name} on synthetic data ({epochs} epochs) -> {out / name}")
         cfg = _run_guarded(
-            load_config, default_cfg, [], model=name, epochs=epochs, seed=seed, device=device,
-            progress=sys.stderr.isatty(),
+            load_config, default_cfg, [f"data_args.n_train={n_train}"], model=name, epochs=epochs,
+            seed=seed, device=device, progress=sys.stderr.isatty(),
         )
         results[name] = run_train(cfg, out / name)
     metrics = list(results["baseline"]["test"])
