@@ -1,10 +1,13 @@
-"""Multi-seed comparison of models on the synthetic default (or any config).
+"""Multi-seed comparison of models on the synthetic default (or any data), with a constant
+predictor (the train-label mean) as the floor to beat.
 
 Trains every model for every seed with the given config and prints mean +/- std of the
-test metrics. Usage:
+test metrics. Finished runs in --out are reused. Usage:
 
-    python benchmarks/synthetic_seeds.py [--models baseline,mmlatch] [--seeds 0,1,2]
+    python benchmarks/compare_seeds.py [--models baseline,mmlatch] [--seeds 0,1,2]
         [--config src/mmlatch/configs/synthetic.yaml] [--epochs N] [--out runs/bench-synthetic]
+    python benchmarks/compare_seeds.py --config src/mmlatch/configs/mosei/mmlatch.yaml \
+        --data ../shared/data/mfn/mmmo --modalities audio,visual --out runs/bench-mmmo
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from mmlatch.metrics import compute_metrics
 from mmlatch.training import load_config, train
+from mmlatch.training.run import load_data
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "src" / "mmlatch" / "configs" / "synthetic.yaml"
 
@@ -47,6 +52,14 @@ def main() -> None:
                 res = train(cfg, run)
             results.setdefault(name, []).append(res)
             print(f"{name} seed {seed}: test mae {res['test']['mae']:.4f} (best epoch {res['best_epoch']}/{res['epochs_run']})", flush=True)
+    # the constant predictor: every test sample gets the mean train label
+    cfg = load_config(args.config, args.overrides, data=args.data,
+                      modalities=args.modalities.split(",") if args.modalities else None)
+    ds = load_data(cfg)
+    mean = ds.split("train").labels.mean(axis=0, keepdims=True)
+    test_labels = ds.split("test").labels
+    const = compute_metrics(ds.task, np.repeat(mean, len(test_labels), axis=0), test_labels)
+    results["constant (train mean)"] = [{"test": const}]
     metrics = list(next(iter(results.values()))[0]["test"])
     print()
     print("| model | " + " | ".join(metrics) + " |")
