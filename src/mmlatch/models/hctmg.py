@@ -7,11 +7,9 @@ from typing import Any, Callable
 import torch
 from torch import Tensor, nn
 
-from mmlatch.models.registry import register_model
+from mmlatch.models.registry import register_model, register_topdown
 from mmlatch.modules.checks import check_inputs, normalize_lengths
-from mmlatch.modules.feedback import build_feedback
 from mmlatch.modules.outputs import ModelOutput
-from mmlatch.modules.topdown import TopDown
 from mmlatch.modules.transformer import TransformerEncoder, TransformerSequenceEncoder, masked_mean
 
 
@@ -242,7 +240,6 @@ def build_hctmg(
 @register_model(
     "hctmg",
     "HCT-MG: lightweight hierarchical crossmodal transformer with modality gating (< 1M params)",
-    lr=1e-3, batch_size=32, grad_clip=1.0,
 )
 def hctmg(
     modality_dims: dict[str, int],
@@ -267,34 +264,8 @@ def hctmg(
     )
 
 
-@register_model(
+register_topdown(
     "hctmg-mmlatch",
+    "hctmg",
     "HCT-MG + MMLatch top-down feedback (LSTM generators read the unimodal encoders)",
-    lr=1e-3, batch_size=32, grad_clip=1.0,
 )
-def hctmg_mmlatch(
-    modality_dims: dict[str, int],
-    *,
-    hidden: int = 40,
-    heads: int = 2,
-    encoder_layers: int = 2,
-    fusion_layers: int = 5,
-    dropout: float = 0.1,
-    embed_dropout: float = 0.1,
-    kernel_size: int = 1,
-    momentum: float = 0.1,
-    aux_weight: float = 0.5,
-    gate_weight: float = 1.0,
-    gate_tau: float = 0.1,
-    num_outputs: int = 1,
-    feedback: str = "lstm",
-    stage1_grad: bool = False,
-    mask_dropout: float = 0.0,
-) -> TopDown:
-    """HCT-MG inside the :class:`TopDown` plug-in (needs word-aligned modalities)."""
-    backbone = build_hctmg(
-        modality_dims, hidden, heads, encoder_layers, fusion_layers, dropout, embed_dropout,
-        kernel_size, momentum, aux_weight, gate_weight, gate_tau, num_outputs,
-    )
-    generators = build_feedback(feedback, backbone.representation_dims, backbone.modality_dims)
-    return TopDown(backbone, generators, stage1_grad=stage1_grad, mask_dropout=mask_dropout)

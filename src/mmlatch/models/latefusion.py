@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from mmlatch.models.registry import register_model
+from mmlatch.models.registry import register_model, register_topdown
 from mmlatch.modules.attention import AttentionPooling
 from mmlatch.modules.checks import check_aligned, check_inputs, normalize_lengths
 from mmlatch.modules.encoders import RecurrentEncoder
-from mmlatch.modules.feedback import build_feedback
 from mmlatch.modules.fusion import SymmetricAttentionFusion
 from mmlatch.modules.masking import length_mask
 from mmlatch.modules.outputs import ModelOutput
 from mmlatch.modules.rnn import MaskedBiLSTM
-from mmlatch.modules.topdown import TopDown
 
 
 class LateFusion(nn.Module):
@@ -108,55 +106,10 @@ def baseline(
     return build_late_fusion(modality_dims, hidden, dropout, attn_dropout, primary, num_outputs)
 
 
-def _topdown_late_fusion(
-    modality_dims: dict[str, int],
-    feedback: str,
-    hidden: int,
-    dropout: float,
-    attn_dropout: float,
-    primary: str,
-    num_outputs: int,
-    stage1_grad: bool,
-    mask_dropout: float,
-) -> TopDown:
-    backbone = build_late_fusion(modality_dims, hidden, dropout, attn_dropout, primary, num_outputs)
-    generators = build_feedback(feedback, backbone.representation_dims, backbone.modality_dims)
-    return TopDown(backbone, generators, stage1_grad=stage1_grad, mask_dropout=mask_dropout)
-
-
-@register_model("mmlatch", "Baseline + MMLatch top-down feedback (LSTM feedback generators)")
-def mmlatch(
-    modality_dims: dict[str, int],
-    *,
-    hidden: int = 100,
-    dropout: float = 0.2,
-    attn_dropout: float = 0.1,
-    primary: str = "text",
-    num_outputs: int = 1,
-    feedback: str = "lstm",
-    stage1_grad: bool = False,
-    mask_dropout: float = 0.0,
-) -> TopDown:
-    return _topdown_late_fusion(
-        modality_dims, feedback, hidden, dropout, attn_dropout, primary, num_outputs,
-        stage1_grad, mask_dropout,
-    )
-
-
-@register_model("mmlatch-linear", "Baseline + MMLatch with feed-forward feedback (the 'no LSTM' ablation)")
-def mmlatch_linear(
-    modality_dims: dict[str, int],
-    *,
-    hidden: int = 100,
-    dropout: float = 0.2,
-    attn_dropout: float = 0.1,
-    primary: str = "text",
-    num_outputs: int = 1,
-    feedback: str = "linear",
-    stage1_grad: bool = False,
-    mask_dropout: float = 0.0,
-) -> TopDown:
-    return _topdown_late_fusion(
-        modality_dims, feedback, hidden, dropout, attn_dropout, primary, num_outputs,
-        stage1_grad, mask_dropout,
-    )
+register_topdown("mmlatch", "baseline", "Baseline + MMLatch top-down feedback (LSTM feedback generators)")
+register_topdown(
+    "mmlatch-linear",
+    "baseline",
+    "Baseline + MMLatch with feed-forward feedback (the 'no LSTM' ablation)",
+    feedback="linear",
+)

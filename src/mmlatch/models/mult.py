@@ -6,12 +6,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mmlatch.models.registry import register_model
+from mmlatch.models.registry import register_model, register_topdown
 from mmlatch.modules.checks import check_inputs, normalize_lengths
-from mmlatch.modules.feedback import build_feedback
 from mmlatch.modules.masking import length_mask, masked_fill_padding
 from mmlatch.modules.outputs import ModelOutput
-from mmlatch.modules.topdown import TopDown
 from mmlatch.modules.transformer import TemporalProjection, TransformerEncoder, last_real_step
 
 
@@ -152,7 +150,6 @@ def build_mult(
 @register_model(
     "mult",
     "MulT (Tsai et al. 2019), MOSEI settings: d 40, 4 layers, 8 heads; unaligned input allowed",
-    lr=1e-3, batch_size=16, grad_clip=1.0, epochs=20,
 )
 def mult(
     modality_dims: dict[str, int],
@@ -176,33 +173,8 @@ def mult(
     )
 
 
-@register_model(
+register_topdown(
     "mult-mmlatch",
+    "mult",
     "MulT + MMLatch top-down feedback (LSTM generators read MulT's last crossmodal layer)",
-    lr=1e-3, batch_size=16, grad_clip=1.0, epochs=20,
 )
-def mult_mmlatch(
-    modality_dims: dict[str, int],
-    *,
-    hidden: int = 40,
-    layers: int = 4,
-    heads: int = 8,
-    embed_dropout: float = 0.3,
-    attn_dropout: float = 0.1,
-    relu_dropout: float = 0.1,
-    res_dropout: float = 0.1,
-    out_dropout: float = 0.1,
-    kernel_size: int = 1,
-    causal: bool = False,
-    num_outputs: int = 1,
-    feedback: str = "lstm",
-    stage1_grad: bool = False,
-    mask_dropout: float = 0.0,
-) -> TopDown:
-    """MulT inside the :class:`TopDown` plug-in (needs word-aligned modalities)."""
-    backbone = build_mult(
-        modality_dims, hidden, layers, heads, embed_dropout, attn_dropout, relu_dropout,
-        res_dropout, out_dropout, kernel_size, causal, num_outputs,
-    )
-    generators = build_feedback(feedback, backbone.representation_dims, backbone.modality_dims)
-    return TopDown(backbone, generators, stage1_grad=stage1_grad, mask_dropout=mask_dropout)

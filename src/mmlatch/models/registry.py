@@ -18,26 +18,62 @@ class ModelEntry:
     name: str
     builder: Builder
     description: str
-    #: training settings the preset recommends (lr, batch_size, grad_clip ...), used by configs
-    train_defaults: dict[str, Any]
+    #: the builder's keyword arguments and their defaults
+    arguments: dict[str, Any]
+
+
+#: the options the top-down plug-in adds to its backbone's
+TOPDOWN_ARGUMENTS: dict[str, Any] = {"feedback": "lstm", "stage1_grad": False, "mask_dropout": 0.0}
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register_model(
-    name: str, description: str = "", **train_defaults: Any
-) -> Callable[[Builder], Builder]:
-    """Decorator registering ``builder(modality_dims, **kwargs) -> nn.Module`` as ``name``."""
+def _keyword_defaults(builder: Builder) -> dict[str, Any]:
+    sig = inspect.signature(builder)
+    return {
+        p.name: p.default
+        for p in sig.parameters.values()
+        if p.kind is p.KEYWORD_ONLY and p.default is not inspect.Parameter.empty
+    }
+
+
+def _add(entry: ModelEntry) -> None:
+    if entry.name in _REGISTRY:
+        raise ValueError(f"model {entry.name!r} is registered twice")
+    _REGISTRY[entry.name] = entry
+
+
+def register_model(name: str, description: str = "") -> Callable[[Builder], Builder]:
+    """Decorator registering ``builder(modality_dims, *, **kwargs) -> nn.Module`` as ``name``."""
 
     def wrap(builder: Builder) -> Builder:
-        if name in _REGISTRY:
-            raise ValueError(f"model {name!r} is registered twice")
         doc = description or (builder.__doc__ or "").strip().splitlines()[0]
-        _REGISTRY[name] = ModelEntry(name, builder, doc, dict(train_defaults))
+        _add(ModelEntry(name, builder, doc, _keyword_defaults(builder)))
         return builder
 
     return wrap
+
+
+def register_topdown(name: str, backbone: str, description: str, feedback: str = "lstm") -> None:
+    """Register ``name`` = ``TopDown(<preset backbone>, feedback generators)``.
+
+    It takes every option of the backbone preset plus ``feedback``, ``stage1_grad`` and
+    ``mask_dropout``; the backbone must satisfy :class:`~mmlatch.modules.TopDownBackbone`.
+    """
+    from mmlatch.modules.feedback import build_feedback
+    from mmlatch.modules.topdown import TopDown
+
+    base = _REGISTRY[backbone]
+    own = dict(TOPDOWN_ARGUMENTS, feedback=feedback)
+
+    def builder(modality_dims: dict[str, int], **kwargs: Any) -> nn.Module:
+        td = {k: kwargs.pop(k, v) for k, v in own.items()}
+        net = base.builder(modality_dims, **kwargs)
+        generators = build_feedback(td["feedback"], net.representation_dims, net.modality_dims)
+        return TopDown(net, generators, stage1_grad=td["stage1_grad"], mask_dropout=td["mask_dropout"])
+
+    _add(ModelEntry(name, builder, description, {**base.arguments, **own}))
 
 
 def list_models() -> list[str]:
@@ -56,12 +92,7 @@ def get_entry(name: str) -> ModelEntry:
 
 def model_arguments(name: str) -> dict[str, Any]:
     """The builder's keyword arguments and their defaults (what ``--set model_args.X`` takes)."""
-    sig = inspect.signature(get_entry(name).builder)
-    return {
-        p.name: p.default
-        for p in sig.parameters.values()
-        if p.kind is p.KEYWORD_ONLY and p.default is not inspect.Parameter.empty
-    }
+    return dict(get_entry(name).arguments)
 
 
 def create_model(name: str, modality_dims: dict[str, int], **overrides: Any) -> nn.Module:
