@@ -4,17 +4,17 @@ MOSEI-like sizes: text 300, audio 74, visual 35 features per step; 8 .. 50 steps
 (word-aligned: all modalities share the length); labels in [-3, 3] on MOSEI's 1/3 grid, so
 some labels are exactly 0.
 
-Planted structure (why top-down masking should help). Every sample has
-- a sentiment ``s`` (the label),
-- a decoy sentiment ``s'`` drawn the same way, independent of ``s``,
-- a binary context ``c`` that only the TEXT shows (a fixed direction added to every word,
-  with sign +/-).
-Audio features 0-11 (group A) and 12-23 (group B) and visual features 0-7 (group A) and
-8-15 (group B) each express a fixed pattern times a sentiment on a random half of the steps.
-When ``c = +1`` group A carries ``s`` and group B the decoy ``s'``; when ``c = -1`` they swap.
-Without the text context the two groups are indistinguishable, so audio/visual alone cannot
-tell the true sentiment from the decoy; a mask computed from the text that keeps the right
-group and suppresses the other is exactly what the task needs. Text also carries a weak,
+Planted structure (why top-down masking should help). Every sample has a sentiment ``s``
+(the label) and a decoy sentiment ``s'`` drawn the same way, independent of ``s``. Every word
+(step) is either genuine or a decoy, at random (half each), and only the TEXT shows which: a
+fixed direction is added to each word with sign + (genuine) or - (decoy). Audio features
+0-11 and visual features 0-7 (the "A" group) express a fixed pattern times ``s`` on genuine
+steps and times ``s'`` on decoy steps: the same features, the same statistics, so audio and
+visual alone cannot tell the true sentiment from the decoy. A mask computed from the text
+that keeps the genuine steps of audio and visual and suppresses the decoy steps, at their
+input, is exactly what the task needs; a late-fusion model has to undo the mixing that its
+unimodal encoders (LSTM + self-attention over all steps) have already done. Audio 12-23 and
+visual 8-15 (the "B" group) express ``s'`` on every step (a pure decoy); text carries a weak,
 noisy direct view of ``s``. The remaining features are noise.
 """
 
@@ -61,24 +61,21 @@ def _make_split(
     lengths = rng.integers(min_len, max_len + 1, size=n).astype(np.int64)
     s = _sentiments(rng, n)
     decoy = _sentiments(rng, n)
-    context = rng.choice(np.array([-1.0, 1.0], dtype=np.float32), size=n)
+    genuine = rng.choice(np.array([-1.0, 1.0], dtype=np.float32), size=(n, max_len))  # (N, L)
     valid = np.arange(max_len)[None, :] < lengths[:, None]  # (N, L)
 
     feats: dict[str, np.ndarray] = {}
-    # text: context direction on every word + weak noisy sentiment direction + noise
+    # text: per-word genuine/decoy direction + weak noisy sentiment direction + noise
     text = rng.normal(0.0, noise, size=(n, max_len, DIMS["text"])).astype(np.float32)
-    text += context[:, None, None] * patterns["context"][None, None, :]
+    text += genuine[:, :, None] * patterns["context"][None, None, :]
     text_sent = s + rng.normal(0.0, 1.5, size=n).astype(np.float32)  # weak direct view
     text += 0.3 * text_sent[:, None, None] * patterns["text_sent"][None, None, :]
     feats["text"] = text
+    expressed = np.where(genuine > 0, s[:, None], decoy[:, None])  # (N, L): s or s' per step
     for mod, (ga, gb) in GROUPS.items():
         x = rng.normal(0.0, noise, size=(n, max_len, DIMS[mod])).astype(np.float32)
-        in_a = np.where(context > 0, s, decoy)  # what group A expresses
-        in_b = np.where(context > 0, decoy, s)
-        active = rng.random((n, max_len)) < 0.5  # expressed on about half the steps
-        pa, pb = patterns[mod + "_a"], patterns[mod + "_b"]
-        x[:, :, ga] += (active * in_a[:, None])[:, :, None] * pa[None, None, :]
-        x[:, :, gb] += (active * in_b[:, None])[:, :, None] * pb[None, None, :]
+        x[:, :, ga] += expressed[:, :, None] * patterns[mod + "_a"][None, None, :]
+        x[:, :, gb] += decoy[:, None, None] * patterns[mod + "_b"][None, None, :]
         feats[mod] = x
     for x in feats.values():
         x[~valid] = 0.0
