@@ -136,3 +136,19 @@ def test_topdown_rejects_one_modality_and_wrong_pairs() -> None:
         TopDown(_RecordingBackbone({"a": 2}), nn.ModuleDict())
     with pytest.raises(ValueError, match="do not match pairs"):
         TopDown(_RecordingBackbone({"a": 2, "b": 2}), nn.ModuleDict({"a__b": _ConstFeedback(0.5, 2)}))
+
+
+def test_lstm_feedback_gate_bias_opens_input_and_output_gates() -> None:
+    from mmlatch.modules.feedback import build_feedback
+
+    torch.manual_seed(0)
+    plain = build_feedback("lstm", {"a": 6, "b": 6}, {"a": 4, "b": 3})
+    torch.manual_seed(0)
+    opened = build_feedback("lstm", {"a": 6, "b": 6}, {"a": 4, "b": 3}, gate_bias=2.0)
+    diff = opened["a__b"].rnn.bias_ih_l0 - plain["a__b"].rnn.bias_ih_l0  # gates i, f, g, o of size 3
+    assert torch.allclose(diff, torch.tensor([2.0] * 3 + [0.0] * 6 + [2.0] * 3))
+    r = torch.randn(2, 5, 6)
+    spread = lambda gen: gen["a__b"](r, torch.tensor([5, 5])).std().item()  # noqa: E731
+    assert spread(opened) > spread(plain)  # masks vary more from the start
+    with pytest.raises(ValueError, match="unknown feedback"):
+        build_feedback("gru", {"a": 6, "b": 6}, {"a": 4, "b": 3})

@@ -14,8 +14,10 @@ visual alone cannot tell the true sentiment from the decoy. A mask computed from
 that keeps the genuine steps of audio and visual and suppresses the decoy steps, at their
 input, is exactly what the task needs; a late-fusion model has to undo the mixing that its
 unimodal encoders (LSTM + self-attention over all steps) have already done. Audio 12-23 and
-visual 8-15 (the "B" group) express ``s'`` on every step (a pure decoy); text carries a weak,
-noisy direct view of ``s``. The remaining features are noise.
+visual 8-15 (the "B" group) express a third sentiment ``s''``, independent of both, on every
+step (a feature-level distractor that tells nothing about ``s`` or ``s'``); text carries a
+weak, noisy direct view of ``s``. The remaining features are noise. ``genuine_frac`` sets the
+share of genuine words.
 """
 
 from __future__ import annotations
@@ -56,12 +58,14 @@ def _make_split(
     min_len: int,
     max_len: int,
     noise: float,
+    genuine_frac: float,
     prefix: str,
 ) -> Split:
     lengths = rng.integers(min_len, max_len + 1, size=n).astype(np.int64)
     s = _sentiments(rng, n)
     decoy = _sentiments(rng, n)
-    genuine = rng.choice(np.array([-1.0, 1.0], dtype=np.float32), size=(n, max_len))  # (N, L)
+    distractor = _sentiments(rng, n)
+    genuine = np.where(rng.random(size=(n, max_len)) < genuine_frac, 1.0, -1.0).astype(np.float32)  # (N, L)
     valid = np.arange(max_len)[None, :] < lengths[:, None]  # (N, L)
 
     feats: dict[str, np.ndarray] = {}
@@ -75,7 +79,7 @@ def _make_split(
     for mod, (ga, gb) in GROUPS.items():
         x = rng.normal(0.0, noise, size=(n, max_len, DIMS[mod])).astype(np.float32)
         x[:, :, ga] += expressed[:, :, None] * patterns[mod + "_a"][None, None, :]
-        x[:, :, gb] += decoy[:, None, None] * patterns[mod + "_b"][None, None, :]
+        x[:, :, gb] += distractor[:, None, None] * patterns[mod + "_b"][None, None, :]
         feats[mod] = x
     for x in feats.values():
         x[~valid] = 0.0
@@ -95,6 +99,8 @@ def make_synthetic(
     min_len: int = 8,
     max_len: int = 50,
     noise: float = 1.0,
+    genuine_frac: float = 0.5,
+    context_scale: float = 0.5,
 ) -> MultimodalDataset:
     """Generate the synthetic dataset described in this module's docstring.
 
@@ -103,6 +109,8 @@ def make_synthetic(
         seed: the generator seed (the data only depend on it and the sizes).
         min_len, max_len: range of sequence lengths (inclusive).
         noise: standard deviation of the background noise of every feature.
+        genuine_frac: probability that a word is genuine (its audio/visual express ``s``).
+        context_scale: per-feature size of the text's genuine/decoy direction (noise is ``noise``).
     Returns:
         A dataset with splits train/valid/test and modalities text, audio, visual.
     """
@@ -113,6 +121,8 @@ def make_synthetic(
         raise DataError(f"synthetic data: need 1 <= min_len <= max_len, got {min_len}, {max_len}")
     if noise < 0:
         raise DataError(f"synthetic data: noise must be >= 0, got {noise}")
+    if not 0.0 < genuine_frac <= 1.0:
+        raise DataError(f"synthetic data: genuine_frac must be in (0, 1], got {genuine_frac}")
     rng = np.random.default_rng(seed)
 
     def unit(k: int, scale: float) -> np.ndarray:
@@ -120,14 +130,14 @@ def make_synthetic(
         return (scale * v / np.linalg.norm(v) * np.sqrt(k)).astype(np.float32)
 
     patterns = {
-        "context": unit(DIMS["text"], 0.5),
+        "context": unit(DIMS["text"], context_scale),
         "text_sent": unit(DIMS["text"], 0.3),
     }
     for mod, (ga, gb) in GROUPS.items():
         patterns[mod + "_a"] = unit(ga.stop - ga.start, 0.6)
         patterns[mod + "_b"] = unit(gb.stop - gb.start, 0.6)
     splits = {
-        name: _make_split(rng, int(n), patterns, min_len, max_len, noise, f"{name}_")
+        name: _make_split(rng, int(n), patterns, min_len, max_len, noise, genuine_frac, f"{name}_")
         for name, n in (("train", n_train), ("valid", n_valid), ("test", n_test))
     }
     return MultimodalDataset(

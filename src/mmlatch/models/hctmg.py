@@ -191,8 +191,13 @@ class HCTMG(nn.Module):
         return self.aux_weight * losses.sum() + self.gate_weight * kl
 
 
-def build_hctmg(
+@register_model(
+    "hctmg",
+    "HCT-MG: lightweight hierarchical crossmodal transformer with modality gating (< 1M params)",
+)
+def hctmg(
     modality_dims: dict[str, int],
+    *,
     hidden: int = 40,
     heads: int = 2,
     encoder_layers: int = 2,
@@ -206,7 +211,10 @@ def build_hctmg(
     gate_tau: float = 0.1,
     num_outputs: int = 1,
 ) -> HCTMG:
-    """HCT-MG with the given sizes; ``dropout`` is used for attention, FFN, residual and heads."""
+    """HCT-MG (see :class:`HCTMG` for the choices made).
+
+    HCT-MG with the given sizes; ``dropout`` is used for attention, FFN, residual and heads.
+    """
     if heads < 1 or hidden % heads:
         raise ValueError(f"heads ({heads}) must divide hidden ({hidden})")
     names = list(modality_dims)
@@ -234,33 +242,6 @@ def build_hctmg(
         aux_weight,
         gate_weight,
         gate_tau,
-    )
-
-
-@register_model(
-    "hctmg",
-    "HCT-MG: lightweight hierarchical crossmodal transformer with modality gating (< 1M params)",
-)
-def hctmg(
-    modality_dims: dict[str, int],
-    *,
-    hidden: int = 40,
-    heads: int = 2,
-    encoder_layers: int = 2,
-    fusion_layers: int = 5,
-    dropout: float = 0.1,
-    embed_dropout: float = 0.1,
-    kernel_size: int = 1,
-    momentum: float = 0.1,
-    aux_weight: float = 0.5,
-    gate_weight: float = 1.0,
-    gate_tau: float = 0.1,
-    num_outputs: int = 1,
-) -> HCTMG:
-    """HCT-MG (see :class:`HCTMG` for the choices made)."""
-    return build_hctmg(
-        modality_dims, hidden, heads, encoder_layers, fusion_layers, dropout, embed_dropout,
-        kernel_size, momentum, aux_weight, gate_weight, gate_tau, num_outputs,
     )
 
 

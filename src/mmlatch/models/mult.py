@@ -110,8 +110,13 @@ class MulT(nn.Module):
         return ModelOutput(self.head(torch.cat(last, dim=1)))  # (B, n (n-1) d) -> (B, out)
 
 
-def build_mult(
+@register_model(
+    "mult",
+    "MulT (Tsai et al. 2019), MOSEI settings: d 40, 4 layers, 8 heads; unaligned input allowed",
+)
+def mult(
     modality_dims: dict[str, int],
+    *,
     hidden: int = 40,
     layers: int = 4,
     heads: int = 8,
@@ -124,7 +129,10 @@ def build_mult(
     causal: bool = False,
     num_outputs: int = 1,
 ) -> MulT:
-    """MulT with the given sizes; the self-attention stacks get max(layers, 3) layers (public code)."""
+    """MulT; ``causal=True`` adds the future mask MulT's public code applies by a flag mistake.
+
+    MulT with the given sizes; the self-attention stacks get max(layers, 3) layers (public code).
+    """
     if heads < 1 or hidden % heads:
         raise ValueError(f"heads ({heads}) must divide hidden ({hidden})")
     names = list(modality_dims)
@@ -145,32 +153,6 @@ def build_mult(
     memories = nn.ModuleDict({t: TransformerEncoder(width, heads, max(layers, 3), **drop) for t in names})
     head = ResidualHead(len(names) * width, num_outputs, out_dropout)
     return MulT(projections, encoders, memories, head)
-
-
-@register_model(
-    "mult",
-    "MulT (Tsai et al. 2019), MOSEI settings: d 40, 4 layers, 8 heads; unaligned input allowed",
-)
-def mult(
-    modality_dims: dict[str, int],
-    *,
-    hidden: int = 40,
-    layers: int = 4,
-    heads: int = 8,
-    embed_dropout: float = 0.3,
-    attn_dropout: float = 0.1,
-    relu_dropout: float = 0.1,
-    res_dropout: float = 0.1,
-    out_dropout: float = 0.1,
-    kernel_size: int = 1,
-    causal: bool = False,
-    num_outputs: int = 1,
-) -> MulT:
-    """MulT; ``causal=True`` adds the future mask MulT's public code applies by a flag mistake."""
-    return build_mult(
-        modality_dims, hidden, layers, heads, embed_dropout, attn_dropout, relu_dropout,
-        res_dropout, out_dropout, kernel_size, causal, num_outputs,
-    )
 
 
 register_topdown(

@@ -23,7 +23,12 @@ class ModelEntry:
 
 
 #: the options the top-down plug-in adds to its backbone's
-TOPDOWN_ARGUMENTS: dict[str, Any] = {"feedback": "lstm", "stage1_grad": False, "mask_dropout": 0.0}
+TOPDOWN_ARGUMENTS: dict[str, Any] = {
+    "feedback": "lstm",
+    "stage1_grad": False,
+    "mask_dropout": 0.0,
+    "feedback_gate_bias": 0.0,
+}
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -58,8 +63,8 @@ def register_model(name: str, description: str = "") -> Callable[[Builder], Buil
 def register_topdown(name: str, backbone: str, description: str, feedback: str = "lstm") -> None:
     """Register ``name`` = ``TopDown(<preset backbone>, feedback generators)``.
 
-    It takes every option of the backbone preset plus ``feedback``, ``stage1_grad`` and
-    ``mask_dropout``; the backbone must satisfy :class:`~mmlatch.modules.TopDownBackbone`.
+    It takes every option of the backbone preset plus ``feedback``, ``stage1_grad``,
+    ``mask_dropout`` and ``feedback_gate_bias``; the backbone must satisfy :class:`~mmlatch.modules.TopDownBackbone`.
     """
     from mmlatch.modules.feedback import build_feedback
     from mmlatch.modules.topdown import TopDown
@@ -70,7 +75,9 @@ def register_topdown(name: str, backbone: str, description: str, feedback: str =
     def builder(modality_dims: dict[str, int], **kwargs: Any) -> nn.Module:
         td = {k: kwargs.pop(k, v) for k, v in own.items()}
         net = base.builder(modality_dims, **kwargs)
-        generators = build_feedback(td["feedback"], net.representation_dims, net.modality_dims)
+        generators = build_feedback(
+            td["feedback"], net.representation_dims, net.modality_dims, gate_bias=td["feedback_gate_bias"]
+        )
         return TopDown(net, generators, stage1_grad=td["stage1_grad"], mask_dropout=td["mask_dropout"])
 
     _add(ModelEntry(name, builder, description, {**base.arguments, **own}))

@@ -15,11 +15,18 @@ class LSTMFeedback(nn.Module):
     Args:
         input_dim: size of the source representation r_j.
         output_dim: F_k, feature size of the modality to mask.
+        gate_bias: added to the input- and output-gate biases at initialisation. With
+            PyTorch's default init both gates start near 0.5, so h = o * tanh(c) starts near
+            0 and the mask near 0.5 with a tiny spread; open gates let it vary from the start.
     """
 
-    def __init__(self, input_dim: int, output_dim: int) -> None:
+    def __init__(self, input_dim: int, output_dim: int, gate_bias: float = 0.0) -> None:
         super().__init__()
         self.rnn = nn.LSTM(input_dim, output_dim, batch_first=True)
+        if gate_bias:
+            with torch.no_grad():  # PyTorch's gate order: input, forget, cell, output
+                self.rnn.bias_ih_l0[:output_dim] += gate_bias
+                self.rnn.bias_ih_l0[3 * output_dim :] += gate_bias
 
     def forward(self, r: Tensor, lengths: Tensor) -> Tensor:
         """r: (B, L, d_j), lengths: (B,) -> (B, L, F_k) in (0, 1)."""
@@ -30,8 +37,8 @@ class LSTMFeedback(nn.Module):
 class LinearFeedback(nn.Module):
     """One feed-forward layer + sigmoid per step: the "MMLatch (no LSTM)" ablation."""
 
-    def __init__(self, input_dim: int, output_dim: int) -> None:
-        super().__init__()
+    def __init__(self, input_dim: int, output_dim: int, gate_bias: float = 0.0) -> None:
+        super().__init__()  # gate_bias: accepted for a uniform signature; no gates here
         self.proj = nn.Linear(input_dim, output_dim)
 
     def forward(self, r: Tensor, lengths: Tensor) -> Tensor:
@@ -43,7 +50,10 @@ FEEDBACK_TYPES: dict[str, type[nn.Module]] = {"lstm": LSTMFeedback, "linear": Li
 
 
 def build_feedback(
-    kind: str, representation_dims: dict[str, int], modality_dims: dict[str, int]
+    kind: str,
+    representation_dims: dict[str, int],
+    modality_dims: dict[str, int],
+    gate_bias: float = 0.0,
 ) -> nn.ModuleDict:
     """One generator per ordered pair (source j -> target k), keyed ``"j__k"``.
 
@@ -51,13 +61,14 @@ def build_feedback(
         kind: ``lstm`` or ``linear``.
         representation_dims: d_j of each source's high-level representation.
         modality_dims: F_k of each target's raw input.
+        gate_bias: initial gate-bias offset of LSTM generators (see :class:`LSTMFeedback`).
     """
     if kind not in FEEDBACK_TYPES:
         raise ValueError(f"unknown feedback {kind!r}; choose from {sorted(FEEDBACK_TYPES)}")
     cls = FEEDBACK_TYPES[kind]
     return nn.ModuleDict(
         {
-            f"{j}__{k}": cls(representation_dims[j], modality_dims[k])
+            f"{j}__{k}": cls(representation_dims[j], modality_dims[k], gate_bias=gate_bias)
             for k in modality_dims
             for j in modality_dims
             if j != k
