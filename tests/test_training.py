@@ -156,3 +156,42 @@ def test_synthetic_data_is_seeded_and_planted() -> None:
     both = np.c_[group_a, group_b, np.ones(len(y))]
     w = np.linalg.lstsq(both[:150], y[:150], rcond=None)[0]
     assert abs(np.corrcoef(both[150:] @ w, y[150:])[0, 1]) < 0.85  # 0.94 if B showed the decoy
+
+
+def test_synthetic_options() -> None:
+    from mmlatch.data.dataset import DataError
+
+    default = make_synthetic(n_train=40, n_valid=5, n_test=5, seed=1)
+    assert default.feature_names["visual"][16] == "noise16" and default.feature_names["visual"][0] == "A0"
+    face = make_synthetic(n_train=40, n_valid=5, n_test=5, seed=1, visual_context_scale=2.0)
+    assert face.feature_names["visual"][16] == "flag0" and face.feature_names["visual"][0] == "noise0"
+    # phrases (the default, mean run 5) change the text's flag far less often than words
+    def sign_changes(ds: object) -> float:
+        tr = ds.split("train")  # type: ignore[attr-defined]
+        valid = np.arange(tr.features["text"].shape[1])[None, :] < tr.lengths["text"][:, None]
+        steps = tr.features["text"][valid]
+        u = np.linalg.svd(steps - steps.mean(0), full_matrices=False)[2][0]
+        flag = np.sign(tr.features["text"] @ u)
+        both = valid[:, 1:] & valid[:, :-1]
+        return float((flag[:, 1:] != flag[:, :-1])[both].mean())
+
+    assert sign_changes(make_synthetic(n_train=40, n_valid=5, n_test=5, seed=1, flag_run=1)) > 0.4
+    assert sign_changes(default) < 0.2
+    for bad in ({"flag_run": 0.5}, {"visual_context_scale": -1.0}, {"genuine_frac": 0.0}):
+        with pytest.raises(DataError, match=next(iter(bad))):
+            make_synthetic(n_train=5, n_valid=5, n_test=5, **bad)
+
+
+def test_topdown_args_reach_topdown_models_only() -> None:
+    from mmlatch.training.config import TrainConfig
+    from mmlatch.training.run import build_model
+
+    data = make_synthetic(n_train=5, n_valid=5, n_test=5)
+    cfg = TrainConfig(model="mmlatch", topdown_args={"stage1_grad": True, "mask_dropout": 0.1})
+    model, spec = build_model(cfg, data)
+    assert model.stage1_grad is True and spec["model_args"]["stage1_grad"] is True
+    assert spec["model_args"]["mask_dropout"] == 0.1
+    cfg = TrainConfig(model="mmlatch", topdown_args={"stage1_grad": True}, model_args={"stage1_grad": False})
+    assert build_model(cfg, data)[0].stage1_grad is False  # model_args win
+    baseline, spec = build_model(TrainConfig(model="baseline", topdown_args={"stage1_grad": True}), data)
+    assert "stage1_grad" not in spec["model_args"]

@@ -6,18 +6,24 @@ some labels are exactly 0.
 
 Planted structure (why top-down masking should help). Every sample has a sentiment ``s``
 (the label) and a decoy sentiment ``s'`` drawn the same way, independent of ``s``. Every word
-(step) is either genuine or a decoy, at random (half each), and only the TEXT shows which: a
-fixed direction is added to each word with sign + (genuine) or - (decoy). Audio features
-0-11 and visual features 0-7 (the "A" group) express a fixed pattern times ``s`` on genuine
-steps and times ``s'`` on decoy steps: the same features, the same statistics, so audio and
-visual alone cannot tell the true sentiment from the decoy. A mask computed from the text
-that keeps the genuine steps of audio and visual and suppresses the decoy steps, at their
-input, is exactly what the task needs; a late-fusion model has to undo the mixing that its
-unimodal encoders (LSTM + self-attention over all steps) have already done. Audio 12-23 and
-visual 8-15 (the "B" group) express a third sentiment ``s''``, independent of both, on every
-step (a feature-level distractor that tells nothing about ``s`` or ``s'``); text carries a
-weak, noisy direct view of ``s``. The remaining features are noise. ``genuine_frac`` sets the
-share of genuine words.
+(step) is either genuine or a decoy (half each), in phrases: a word keeps the previous word's
+flag with probability 1 - 1/``flag_run`` and draws a new one otherwise (mean run length 5).
+Only the TEXT shows which words are genuine: a fixed direction is added to each word with
+sign + (genuine) or - (decoy). Audio features 0-11 and visual features 0-7 (the "A" group)
+express a fixed pattern times ``s`` on genuine steps and times ``s'`` on decoy steps: the same
+features with the same statistics, so audio and visual alone cannot tell the true sentiment
+from the decoy. A mask computed from the text that keeps the genuine steps of audio and
+visual and suppresses the decoy steps at their input is exactly what the task needs; a
+late-fusion model has to undo the mixing that its unimodal encoders (LSTM + self-attention
+over all steps) have already done. Audio 12-23 and visual 8-15 (the "B" group) express a
+third sentiment ``s''``, independent of both, on every step (a feature-level distractor);
+text carries a weak, noisy direct view of ``s``. The remaining features are noise.
+
+Options: ``genuine_frac`` (share of genuine words), ``flag_run`` (1 = every word flagged
+independently, which the LSTM feedback did not learn in our runs), ``context_scale`` (size of
+the text's flag direction), ``visual_context_scale`` (> 0: the face shows the flag on visual
+features 16-23 instead of expressing ``s`` / ``s'``; then the visual encoder alone cannot
+solve the task either, and both masks of the audio see the flag).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import numpy as np
 from mmlatch.data.dataset import DataError, MultimodalDataset, Split, TaskSpec
 
 DIMS: dict[str, int] = {"text": 300, "audio": 74, "visual": 35}
+FLAG_VIEW = slice(16, 24)  # visual features that show the flag when visual_context_scale > 0
 GROUPS: dict[str, tuple[slice, slice]] = {
     "audio": (slice(0, 12), slice(12, 24)),
     "visual": (slice(0, 8), slice(8, 16)),
@@ -39,14 +46,18 @@ def _sentiments(rng: np.random.Generator, n: int) -> np.ndarray:
     return np.clip(np.round(raw * 3) / 3, -3, 3).astype(np.float32)
 
 
-def _feature_names() -> dict[str, list[str]]:
+def _feature_names(visual_flag: bool) -> dict[str, list[str]]:
     names: dict[str, list[str]] = {"text": [f"t{i}" for i in range(DIMS["text"])]}
     for mod, (ga, gb) in GROUPS.items():
         col = [f"noise{i}" for i in range(DIMS[mod])]
-        for i in range(ga.start, ga.stop):
-            col[i] = f"A{i - ga.start}"
         for i in range(gb.start, gb.stop):
             col[i] = f"B{i - gb.start}"
+        if mod == "visual" and visual_flag:
+            for i in range(FLAG_VIEW.start, FLAG_VIEW.stop):
+                col[i] = f"flag{i - FLAG_VIEW.start}"
+        else:
+            for i in range(ga.start, ga.stop):
+                col[i] = f"A{i - ga.start}"
         names[mod] = col
     return names
 
@@ -59,6 +70,7 @@ def _make_split(
     max_len: int,
     noise: float,
     genuine_frac: float,
+    flag_run: float,
     prefix: str,
 ) -> Split:
     lengths = rng.integers(min_len, max_len + 1, size=n).astype(np.int64)
@@ -66,6 +78,10 @@ def _make_split(
     decoy = _sentiments(rng, n)
     distractor = _sentiments(rng, n)
     genuine = np.where(rng.random(size=(n, max_len)) < genuine_frac, 1.0, -1.0).astype(np.float32)  # (N, L)
+    if flag_run > 1.0:  # phrases: a word keeps its predecessor's flag with probability 1 - 1/flag_run
+        keep = rng.random(size=(n, max_len)) >= 1.0 / flag_run
+        for t in range(1, max_len):
+            genuine[:, t] = np.where(keep[:, t], genuine[:, t - 1], genuine[:, t])
     valid = np.arange(max_len)[None, :] < lengths[:, None]  # (N, L)
 
     feats: dict[str, np.ndarray] = {}
@@ -78,7 +94,10 @@ def _make_split(
     expressed = np.where(genuine > 0, s[:, None], decoy[:, None])  # (N, L): s or s' per step
     for mod, (ga, gb) in GROUPS.items():
         x = rng.normal(0.0, noise, size=(n, max_len, DIMS[mod])).astype(np.float32)
-        x[:, :, ga] += expressed[:, :, None] * patterns[mod + "_a"][None, None, :]
+        if mod + "_context" in patterns:  # shows the flag instead of expressing s / s'
+            x[:, :, FLAG_VIEW] += genuine[:, :, None] * patterns[mod + "_context"][None, None, :]
+        else:
+            x[:, :, ga] += expressed[:, :, None] * patterns[mod + "_a"][None, None, :]
         x[:, :, gb] += distractor[:, None, None] * patterns[mod + "_b"][None, None, :]
         feats[mod] = x
     for x in feats.values():
@@ -101,6 +120,8 @@ def make_synthetic(
     noise: float = 1.0,
     genuine_frac: float = 0.5,
     context_scale: float = 0.5,
+    flag_run: float = 5.0,
+    visual_context_scale: float = 0.0,
 ) -> MultimodalDataset:
     """Generate the synthetic dataset described in this module's docstring.
 
@@ -111,6 +132,9 @@ def make_synthetic(
         noise: standard deviation of the background noise of every feature.
         genuine_frac: probability that a word is genuine (its audio/visual express ``s``).
         context_scale: per-feature size of the text's genuine/decoy direction (noise is ``noise``).
+        flag_run: mean length of a run of words sharing a flag (1: independent words).
+        visual_context_scale: per-feature size of the flag direction on visual features 16-23
+            (0: only the text shows the flag).
     Returns:
         A dataset with splits train/valid/test and modalities text, audio, visual.
     """
@@ -121,6 +145,10 @@ def make_synthetic(
         raise DataError(f"synthetic data: need 1 <= min_len <= max_len, got {min_len}, {max_len}")
     if noise < 0:
         raise DataError(f"synthetic data: noise must be >= 0, got {noise}")
+    if visual_context_scale < 0:
+        raise DataError(f"synthetic data: visual_context_scale must be >= 0, got {visual_context_scale}")
+    if flag_run < 1.0:
+        raise DataError(f"synthetic data: flag_run must be >= 1, got {flag_run}")
     if not 0.0 < genuine_frac <= 1.0:
         raise DataError(f"synthetic data: genuine_frac must be in (0, 1], got {genuine_frac}")
     rng = np.random.default_rng(seed)
@@ -136,14 +164,16 @@ def make_synthetic(
     for mod, (ga, gb) in GROUPS.items():
         patterns[mod + "_a"] = unit(ga.stop - ga.start, 0.6)
         patterns[mod + "_b"] = unit(gb.stop - gb.start, 0.6)
+    if visual_context_scale > 0:
+        patterns["visual_context"] = unit(FLAG_VIEW.stop - FLAG_VIEW.start, visual_context_scale)
     splits = {
-        name: _make_split(rng, int(n), patterns, min_len, max_len, noise, genuine_frac, f"{name}_")
+        name: _make_split(rng, int(n), patterns, min_len, max_len, noise, genuine_frac, flag_run, f"{name}_")
         for name, n in (("train", n_train), ("valid", n_valid), ("test", n_test))
     }
     return MultimodalDataset(
         name="synthetic",
         splits=splits,
         task=TaskSpec(),
-        feature_names=_feature_names(),
+        feature_names=_feature_names(visual_context_scale > 0),
         source=f"synthetic(seed={seed})",
     )

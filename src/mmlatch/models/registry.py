@@ -20,6 +20,8 @@ class ModelEntry:
     description: str
     #: the builder's keyword arguments and their defaults
     arguments: dict[str, Any]
+    #: a TopDown model (takes the options of TOPDOWN_ARGUMENTS)
+    topdown: bool = False
 
 
 #: the options the top-down plug-in adds to its backbone's
@@ -80,7 +82,7 @@ def register_topdown(name: str, backbone: str, description: str, feedback: str =
         )
         return TopDown(net, generators, stage1_grad=td["stage1_grad"], mask_dropout=td["mask_dropout"])
 
-    _add(ModelEntry(name, builder, description, {**base.arguments, **own}))
+    _add(ModelEntry(name, builder, description, {**base.arguments, **own}, topdown=True))
 
 
 def list_models() -> list[str]:

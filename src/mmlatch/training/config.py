@@ -21,6 +21,9 @@ class TrainConfig:
     Attributes:
         model: registered model name (``mmlatch models``).
         model_args: builder arguments of the model (``hidden``, ``dropout``, ...).
+        topdown_args: options applied only when the model is a top-down one (``stage1_grad``,
+            ``feedback_gate_bias``, ...), under ``model_args``; other models ignore them, so one
+            config can serve a baseline and its top-down variant.
         data: ``synthetic`` or a path to data on disk.
         data_args: reader options (synthetic: ``n_train``, ``seed``, ...).
         modalities: keep only these modalities (default: all of the data's).
@@ -39,6 +42,7 @@ class TrainConfig:
 
     model: str = "mmlatch"
     model_args: dict[str, Any] = field(default_factory=dict)
+    topdown_args: dict[str, Any] = field(default_factory=dict)
     data: str = "synthetic"
     data_args: dict[str, Any] = field(default_factory=dict)
     modalities: list[str] | None = None
@@ -89,6 +93,11 @@ class TrainConfig:
 
         need(isinstance(self.model, str) and bool(self.model), "model", "a model name")
         need(isinstance(self.model_args, dict), "model_args", "a mapping")
+        need(isinstance(self.topdown_args, dict), "topdown_args", "a mapping")
+        from mmlatch.models.registry import TOPDOWN_ARGUMENTS
+
+        unknown = sorted(set(self.topdown_args) - set(TOPDOWN_ARGUMENTS))
+        need(not unknown, "topdown_args", f"options of top-down models {sorted(TOPDOWN_ARGUMENTS)} (got {unknown})")
         need(isinstance(self.data, str) and bool(self.data), "data", "'synthetic' or a path")
         need(isinstance(self.data_args, dict), "data_args", "a mapping")
         need(self.modalities is None or (isinstance(self.modalities, list) and all(isinstance(m, str) for m in self.modalities)),

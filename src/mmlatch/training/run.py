@@ -36,7 +36,7 @@ from torch import nn
 from mmlatch.data import MultimodalDataset, TaskSpec, load_dataset
 from mmlatch.data.batching import make_loader
 from mmlatch.metrics import compute_metrics
-from mmlatch.models import count_parameters, create_model, model_arguments
+from mmlatch.models import count_parameters, create_model, get_entry, model_arguments
 from mmlatch.training.config import TrainConfig, save_config
 from mmlatch.training.module import TaskModule
 
@@ -108,6 +108,8 @@ def load_data(cfg: TrainConfig, data: str | None = None) -> MultimodalDataset:
 def build_model(cfg: TrainConfig, dataset: MultimodalDataset) -> tuple[nn.Module, dict[str, Any]]:
     """The configured model for this dataset, and its complete ``model.json`` description."""
     args = dict(cfg.model_args)
+    if get_entry(cfg.model).topdown:
+        args = {**cfg.topdown_args, **args}
     args["num_outputs"] = dataset.task.num_outputs
     model = create_model(cfg.model, dataset.modality_dims, **args)
     full_args = model_arguments(cfg.model)
