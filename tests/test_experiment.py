@@ -161,3 +161,16 @@ def test_bad_experiment_files_are_clear(tmp_path: Path) -> None:
     bad.write_text("runs: [{model: baseline, set: ['nonsense=1']}]\n")
     with pytest.raises(ConfigError, match="unknown key"):
         load_experiment(bad)
+
+
+def test_table_footnote_names_only_the_conventions_it_shows() -> None:
+    import pandas as pd
+
+    from mmlatch.training.experiment import summary_table
+
+    rows = pd.DataFrame({"name": ["a", "a"], "seed": [0, 1], "test_mae": [1.0, 2.0], "test_corr": [0.1, 0.3]})
+    table = summary_table(rows)
+    assert "| a (2 runs) | 1.500 ± 0.707 | 0.200 ± 0.141 |" in table
+    assert "non0" not in table and "Accuracies" not in table and "Best of N" in table
+    rows["test_acc2"] = [0.5, 0.7]
+    assert "non0 convention" in summary_table(rows)
