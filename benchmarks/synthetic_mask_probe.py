@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 import mmlatch
-from mmlatch.data.synthetic import GROUPS, make_synthetic
+from mmlatch.data.synthetic import GROUPS, make_synthetic, text_flags
 
 
 def main() -> None:
@@ -31,9 +31,7 @@ def main() -> None:
     feats = {k: torch.from_numpy(v) for k, v in test.features.items()}
     lens = {k: torch.from_numpy(v) for k, v in test.lengths.items()}
     valid = np.arange(test.features["text"].shape[1])[None, :] < test.lengths["text"][:, None]
-    steps = test.features["text"][valid]
-    u = np.linalg.svd(steps - steps.mean(0), full_matrices=False)[2][0]
-    flag = np.sign(test.features["text"] @ u)[valid]  # up to a global sign
+    flag = text_flags(test)[valid]  # up to a global sign
     model = run.model.eval()
     if not hasattr(model, "masks"):
         raise SystemExit(f"{args.run}: model {type(model).__name__} has no top-down masks")

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 import numpy as np
 
 from mmlatch.cli.main import app
-from mmlatch.data.synthetic import make_synthetic
+from mmlatch.data.synthetic import make_synthetic, text_flags
 from mmlatch.metrics import SENTIMENT_METRICS
 from mmlatch.models import create_model, list_models
 from mmlatch.training import TrainConfig, load_config
@@ -140,9 +140,7 @@ def test_synthetic_data_is_seeded_and_planted() -> None:
     assert 0.3 < abs(np.corrcoef(mean_all, y)[0, 1]) < 0.85
     # the genuine/decoy flag is the text's dominant direction; on genuine steps alone, group A
     # gives the label almost exactly (what a text-driven mask can recover)
-    steps = tr.features["text"][valid]
-    u = np.linalg.svd(steps - steps.mean(0), full_matrices=False)[2][0]
-    flag = np.sign(tr.features["text"] @ u)  # (N, L), up to a global sign
+    flag = text_flags(tr)  # (N, L), up to a global sign
     best = 0.0
     for sign in (1.0, -1.0):
         keep = valid & (sign * flag > 0)
@@ -169,9 +167,7 @@ def test_synthetic_options() -> None:
     def sign_changes(ds: object) -> float:
         tr = ds.split("train")  # type: ignore[attr-defined]
         valid = np.arange(tr.features["text"].shape[1])[None, :] < tr.lengths["text"][:, None]
-        steps = tr.features["text"][valid]
-        u = np.linalg.svd(steps - steps.mean(0), full_matrices=False)[2][0]
-        flag = np.sign(tr.features["text"] @ u)
+        flag = text_flags(tr)
         both = valid[:, 1:] & valid[:, :-1]
         return float((flag[:, 1:] != flag[:, :-1])[both].mean())
 

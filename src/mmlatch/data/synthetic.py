@@ -62,6 +62,17 @@ def _feature_names(visual_flag: bool) -> dict[str, list[str]]:
     return names
 
 
+def text_flags(split: Split) -> np.ndarray:
+    """Each word's genuine (+1) / decoy (-1) flag as the text shows it: the sign of the text
+    along its dominant direction (the planted flag direction). Up to one global sign; 0 at
+    padded steps. split: a split of synthetic data -> (N, L)."""
+    text = split.features["text"]
+    valid = np.arange(text.shape[1])[None, :] < split.lengths["text"][:, None]
+    steps = text[valid]
+    direction = np.linalg.svd(steps - steps.mean(0), full_matrices=False)[2][0]
+    return np.sign(text @ direction) * valid
+
+
 def _make_split(
     rng: np.random.Generator,
     n: int,
