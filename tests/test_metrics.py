@@ -42,9 +42,14 @@ approx = pytest.approx
 #  non0 (6 samples): TP=3 {0,2,4}, FN=1 {3}, FP=0, TN=2 {1,7}; acc2 = 5/6
 #    F1(pos) = 2TP/(2TP+FP+FN) = 6/7, support 4;  F1(neg) = 2TN/(2TN+FN+FP) = 4/5, support 2
 #    weighted F1 = (4*6/7 + 2*4/5) / 6 = (24/7 + 8/5) / 6 = (176/35) / 6 = 88/105  (!= acc2)
+#    published (weights = predicted counts: 3 pos, 3 neg) = (3*6/7 + 3*4/5) / 6 = 29/35 = 87/105
 #  has0 (9 samples): TP=5 {0,2,3,4,5}, FN=2 {6,8}, FP=1 {7}, TN=1 {1}; acc2_has0 = 6/9
 #    F1(pos) = 10/13, support 7;  F1(neg) = 2/5, support 2
 #    weighted F1 = (7*10/13 + 2*2/5) / 9 = (70/13 + 4/5) / 9 = (402/65) / 9 = 134/195
+#    published (predicted: 6 pos, 3 neg) = (6*10/13 + 3*2/5) / 9 = (378/65) / 9 = 42/65 = 126/195
+#  has0_neg (9 samples, y>0 / p>0, zeros negative): TP=3 {0,2,4}, FN=1 {3}, FP=1 {5},
+#    TN=4 {1,6,7,8}; acc2_has0_neg = 7/9; F1(pos) = 6/8, F1(neg) = 8/10; FP == FN, so both
+#    weightings are (4, 5): (4*3/4 + 5*4/5) / 9 = 7/9
 Y_SENT = np.array([3.0, -3.0, 2.2, 1.0, 0.4, 0.0, 0.0, -2.5, 0.0])
 P_SENT = np.array([4.2, -3.6, 2.7, 0.0, 1.5, 0.5, -0.5, 0.0, -1.2])
 
@@ -59,6 +64,11 @@ def test_sentiment_metrics_hand_computed() -> None:
     assert m["f1"] == approx(88 / 105)
     assert m["acc2_has0"] == approx(6 / 9)
     assert m["f1_has0"] == approx(134 / 195)
+    assert m["f1_published"] == approx(29 / 35)
+    assert m["f1_has0_published"] == approx(42 / 65)
+    assert m["acc2_has0_neg"] == approx(7 / 9)
+    assert m["f1_has0_neg"] == approx(7 / 9)
+    assert m["f1_has0_neg_published"] == approx(7 / 9)
     assert m["corr"] == approx(np.corrcoef(P_SENT, Y_SENT)[0, 1])
     assert all(type(v) is float for v in m.values())
 
@@ -74,15 +84,103 @@ def test_zero_prediction_and_zero_label_conventions() -> None:
     assert m["f1"] == approx(1 / 3)
     # has0 F1: pos: TP=1, FN=1, FP=1 -> 2/4 = 1/2, support 2; neg: TP=0 -> 0 -> (2*1/2)/3 = 1/3
     assert m["f1_has0"] == approx(1 / 3)
+    # published non0: both predictions negative -> weights (pos 0, neg 2): 2/3
+    assert m["f1_published"] == approx(2 / 3)
+    # published has0: predicted (pos 2, neg 1), the same counts as the labels -> 1/3
+    assert m["f1_has0_published"] == approx(1 / 3)
+    # has0_neg (> 0, zeros negative): y N,P,N; p N,N,N -> TN, FN, TN: acc 2/3;
+    # F1(pos) = 0, F1(neg) = 4/5; label weights (1, 2): 8/15; predicted weights (0, 3): 4/5
+    assert m["acc2_has0_neg"] == approx(2 / 3)
+    assert m["f1_has0_neg"] == approx(8 / 15)
+    assert m["f1_has0_neg_published"] == approx(4 / 5)
 
 
 def test_all_zero_labels_give_nan_non0() -> None:
     m = sentiment_metrics([0.5, -0.5], [0.0, 0.0])
-    assert math.isnan(m["acc2"]) and math.isnan(m["f1"])
+    assert math.isnan(m["acc2"]) and math.isnan(m["f1"]) and math.isnan(m["f1_published"])
     # has0: both labels positive, p=0.5 pos (right), p=-0.5 neg (wrong)
     assert m["acc2_has0"] == approx(0.5)
     # weighted F1: only the positive class has support: TP=1, FN=1 -> 2/3
     assert m["f1_has0"] == approx(2 / 3)
+    # published: predicted 1 pos (F1 2/3), 1 neg (F1 0) -> 1/3
+    assert m["f1_has0_published"] == approx(1 / 3)
+    # has0_neg: both labels negative; p=0.5 pos (wrong), p=-0.5 neg (right): FP=1, TN=1
+    # F1(neg) = 2/3, F1(pos) = 0; label weights (0 pos, 2 neg): 2/3; predicted (1, 1): 1/3
+    assert m["acc2_has0_neg"] == approx(0.5)
+    assert m["f1_has0_neg"] == approx(2 / 3)
+    assert m["f1_has0_neg_published"] == approx(1 / 3)
+
+
+def test_f1_weighted_by_labels_vs_by_predictions_hand_computed() -> None:
+    # Labels +, +, -, - and every prediction negative (2 wrong): TP=0, FN=2, TN=2, FP=0.
+    # F1(pos) = 0, F1(neg) = 2*2 / (2*2 + 2) = 2/3.
+    # f1 (label counts 2, 2): (2*0 + 2*2/3) / 4 = 1/3
+    # f1_published (predicted counts 0, 4): (0*0 + 4*2/3) / 4 = 2/3
+    m = sentiment_metrics([-1.0, -0.5, -2.0, -1.0], [2.0, 1.0, -1.0, -3.0])
+    assert m["acc2"] == approx(1 / 2)
+    assert m["f1"] == approx(1 / 3)
+    assert m["f1_published"] == approx(2 / 3)
+    # Unbalanced labels (4 +, 1 -), two positives predicted negative: TP=2, FN=2, TN=1, FP=0.
+    # F1(pos) = 4/6 = 2/3, F1(neg) = 2/4 = 1/2.
+    # f1 (label counts 4, 1): (4*2/3 + 1/2) / 5 = 19/30
+    # f1_published (predicted counts 2, 3): (2*2/3 + 3*1/2) / 5 = 17/30
+    m = sentiment_metrics([1.0, 2.0, -1.0, -0.5, -2.0], [1.0, 2.0, 3.0, 0.5, -1.0])
+    assert m["acc2"] == approx(3 / 5)
+    assert m["f1"] == approx(19 / 30)
+    assert m["f1_published"] == approx(17 / 30)
+
+
+def test_f1_conventions_with_zero_labels_hand_computed() -> None:
+    # i   y    p     non0 (>0)   has0 (>=0)   has0_neg (>0, zeros kept)
+    # 0   2   -1     P -> N      P -> N       P -> N
+    # 1   1   -0.5   P -> N      P -> N       P -> N
+    # 2  -1   -2     N -> N      N -> N       N -> N
+    # 3  -3   -1     N -> N      N -> N       N -> N
+    # 4   0    0     dropped     P -> P       N -> N
+    # 5   0   -0.5   dropped     P -> N       N -> N
+    # non0: the first example of the previous test: acc 1/2, f1 1/3, published 2/3.
+    # has0: TP=1, FN=3, TN=2; F1(pos) = 2/5, F1(neg) = 4/7; acc 3/6
+    #   label counts (4, 2): (4*2/5 + 2*4/7) / 6 = (96/35) / 6 = 16/35
+    #   predicted counts (1, 5): (2/5 + 5*4/7) / 6 = (114/35) / 6 = 19/35
+    # has0_neg: TP=0, FN=2, TN=4; F1(pos) = 0, F1(neg) = 8/10; acc 4/6
+    #   label counts (2, 4): (4*4/5) / 6 = 8/15;  predicted counts (0, 6): 4/5
+    m = sentiment_metrics([-1.0, -0.5, -2.0, -1.0, 0.0, -0.5], [2.0, 1.0, -1.0, -3.0, 0.0, 0.0])
+    assert (m["acc2"], m["f1"], m["f1_published"]) == (approx(1 / 2), approx(1 / 3), approx(2 / 3))
+    assert m["acc2_has0"] == approx(1 / 2)
+    assert m["f1_has0"] == approx(16 / 35)
+    assert m["f1_has0_published"] == approx(19 / 35)
+    assert m["acc2_has0_neg"] == approx(2 / 3)
+    assert m["f1_has0_neg"] == approx(8 / 15)
+    assert m["f1_has0_neg_published"] == approx(4 / 5)
+
+
+def test_binary_metrics_equal_the_sklearn_formulas_on_random_cases() -> None:
+    from sklearn.metrics import accuracy_score, f1_score
+
+    rng = np.random.default_rng(16)
+    differ = 0
+    for case in range(60):
+        n = int(rng.integers(3, 40))
+        truth = np.round(rng.uniform(-3.4, 3.4, n) * 2) / 2  # multiples of .5: zeros and ties
+        truth[rng.random(n) < 0.2] = 0.0
+        preds = np.round(rng.normal(0, 1.5, n) * 2) / 2 if case % 2 else rng.normal(0, 1.5, n)
+        preds[rng.random(n) < 0.15] = 0.0
+        m = sentiment_metrics(preds, truth)
+        nz = truth != 0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # undefined precision/recall -> 0, as sklearn warns
+            if nz.any():
+                assert m["f1_published"] == f1_score(preds[nz] > 0, truth[nz] > 0, average="weighted")
+                assert m["f1"] == f1_score(truth[nz] > 0, preds[nz] > 0, average="weighted")
+                assert m["acc2"] == accuracy_score(truth[nz] > 0, preds[nz] > 0)
+                differ += m["f1"] != m["f1_published"]
+            assert m["f1_has0_published"] == f1_score(preds >= 0, truth >= 0, average="weighted")
+            assert m["f1_has0"] == f1_score(truth >= 0, preds >= 0, average="weighted")
+            assert m["acc2_has0"] == accuracy_score(truth >= 0, preds >= 0)
+            assert m["f1_has0_neg_published"] == f1_score(preds > 0, truth > 0, average="weighted")
+            assert m["f1_has0_neg"] == f1_score(truth > 0, preds > 0, average="weighted")
+            assert m["acc2_has0_neg"] == accuracy_score(truth > 0, preds > 0)
+    assert differ > 30  # the cases do tell the two F1 definitions apart
 
 
 def test_acc7_acc5_clipping() -> None:
@@ -286,7 +384,9 @@ def test_compute_metrics_multilabel() -> None:
 
 def test_metric_names() -> None:
     assert metric_names(SENT) == [
-        "mae", "corr", "acc7", "acc5", "acc2", "f1", "acc2_has0", "f1_has0",
+        "mae", "corr", "acc7", "acc5", "acc2", "f1", "f1_published",
+        "acc2_has0", "f1_has0", "f1_has0_published",
+        "acc2_has0_neg", "f1_has0_neg", "f1_has0_neg_published",
     ]
     assert metric_names(ML) == ["acc", "f1", "acc_happy", "f1_happy", "acc_sad", "f1_sad"]
     assert metric_names(CLS) == ["acc", "f1"]
@@ -321,5 +421,5 @@ def test_primary_metric_and_direction() -> None:
     assert PRIMARY_METRIC["regression"] == "mae"
     assert lower_is_better("mae")
     assert lower_is_better("mae_happy")
-    for name in ("corr", "acc7", "acc2", "f1", "f1_has0", "acc"):
+    for name in ("corr", "acc7", "acc2", "f1", "f1_has0", "f1_published", "acc2_has0_neg", "acc"):
         assert not lower_is_better(name)

@@ -1,18 +1,72 @@
 """Evaluation metrics, following the conventions of the multimodal sentiment literature.
 
-Sentiment (CMU-MOSI/MOSEI, labels in [-3, 3]):
+Sentiment (CMU-MOSI/MOSEI, labels ``y`` in [-3, 3], predictions ``p``):
 
 * ``mae``: mean absolute error, on unclipped predictions.
 * ``corr``: Pearson correlation; NaN when predictions or labels are constant.
 * ``acc7`` / ``acc5``: clip predictions and labels to [-3, 3] / [-2, 2], round to the
   nearest integer and compare. Rounding is :func:`numpy.round`, i.e. round-half-to-even
   (2.5 -> 2, 1.5 -> 2, 0.5 -> 0, -0.5 -> -0), as in the reference implementations.
-* ``acc2`` / ``f1`` ("non0", used by MulT and MMLatch): samples with label 0 are dropped;
-  positive means ``> 0`` for labels and predictions (a prediction of exactly 0 is negative).
-* ``acc2_has0`` / ``f1_has0`` ("has0"): all samples; positive means ``>= 0`` for both.
 
-F1 scores are scikit-learn's weighted F1 (per-class F1 averaged with the class supports in
-the labels as weights). Every metric is returned as a Python ``float``.
+Binary accuracy and F1 come in three conventions for label 0 ("neutral") and, for F1, in
+two definitions. With ``f1_score`` = :func:`sklearn.metrics.f1_score` and
+``nz = y != 0``:
+
+* **non0**: samples with label 0 are dropped; positive means ``> 0`` (a prediction of
+  exactly 0 is negative).
+
+  - ``acc2`` = ``mean((y[nz] > 0) == (p[nz] > 0))``
+  - ``f1`` = ``f1_score(y[nz] > 0, p[nz] > 0, average="weighted")``
+  - ``f1_published`` = ``f1_score(p[nz] > 0, y[nz] > 0, average="weighted")``
+
+* **has0**: all samples, zeros counted positive; positive means ``>= 0`` for both.
+
+  - ``acc2_has0`` = ``mean((y >= 0) == (p >= 0))``
+  - ``f1_has0`` = ``f1_score(y >= 0, p >= 0, average="weighted")``
+  - ``f1_has0_published`` = ``f1_score(p >= 0, y >= 0, average="weighted")``
+
+* **has0_neg**: all samples, zeros counted negative; positive means ``> 0`` for both.
+
+  - ``acc2_has0_neg`` = ``mean((y > 0) == (p > 0))``
+  - ``f1_has0_neg`` = ``f1_score(y > 0, p > 0, average="weighted")``
+  - ``f1_has0_neg_published`` = ``f1_score(p > 0, y > 0, average="weighted")``
+
+The two F1 definitions. Weighted F1 is ``sum_c w_c * F1_c / sum_c w_c`` over the classes
+``c`` (negative, positive). The per-class ``F1_c = 2 TP_c / (2 TP_c + FP_c + FN_c)`` is the
+same whichever array is passed first (swapping them swaps FP and FN); the weights are not:
+scikit-learn weights by the support of its first argument.
+
+* ``f1*`` (no suffix): scikit-learn's documented order ``f1_score(y_true, y_pred)``, so
+  ``w_c`` = number of samples whose **label** is ``c``. The MMSA-style evaluation
+  (``MetricsTop``: ``Has0_F1_score`` / ``Non0_F1_score``, copied by many later
+  repositories) computes F1 this way.
+* ``f1*_published``: the **predictions** are passed in the place of the labels, so ``w_c`` =
+  number of samples **predicted** ``c``. This is what the public code of MulT
+  (``src/eval_metrics.py``, ``eval_mosei_senti``) and of MMLatch (``mmlatch/mosei_metrics.py``)
+  computes, hence the F1 columns of their papers' tables and of the work that reused their
+  evaluation. The two differ whenever the label and prediction class counts differ
+  (FP != FN); for example labels ``[+, +, -, -]`` and predictions ``[-, -, -, -]`` give
+  ``f1 = 1/3`` but ``f1_published = 2/3``.
+
+Who reports which (checked side by side against both codes on random cases with zeros and
+.5 ties; the differences are 0):
+
+* MulT's ``eval_mosei_senti`` (called with ``exclude_zero=True`` at test time): "F1 score" =
+  ``f1_published``, "Accuracy" = ``acc2``; with ``exclude_zero=False`` its numbers are
+  ``f1_has0_neg_published`` and ``acc2_has0_neg``.
+* MMLatch's ``eval_mosei_senti``: ``f1`` = ``f1_published``, ``bin_acc`` = ``acc2``;
+  ``f1_pos`` = ``f1_has0_published``, ``bin_acc_pos`` = ``acc2_has0``; ``f1_neg`` =
+  ``f1_has0_neg_published``, ``bin_acc_neg`` = ``acc2_has0_neg``.
+* Both: ``mae``, ``corr`` (``np.corrcoef``), ``acc_7`` = ``acc7``, ``acc_5`` = ``acc5``.
+* MMSA-style code: ``Non0_acc_2`` = ``acc2``, ``Non0_F1_score`` = ``f1``, ``Has0_acc_2`` =
+  ``acc2_has0``, ``Has0_F1_score`` = ``f1_has0``.
+
+Paper tables (``mmlatch experiment``) print ``f1_published`` as "F1" so they compare with the
+published numbers, next to ``f1``.
+
+Classification and multi-label tasks (e.g. IEMOCAP) report ``f1`` as scikit-learn's weighted
+F1 with the labels first, as MulT's and MMLatch's ``eval_iemocap`` compute it. Every metric
+is returned as a Python ``float``.
 """
 
 from __future__ import annotations
@@ -39,8 +93,13 @@ SENTIMENT_METRICS: tuple[str, ...] = (
     "acc5",
     "acc2",
     "f1",
+    "f1_published",
     "acc2_has0",
     "f1_has0",
+    "f1_has0_published",
+    "acc2_has0_neg",
+    "f1_has0_neg",
+    "f1_has0_neg_published",
 )
 
 
@@ -119,6 +178,19 @@ def _weighted_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(f1_score(y_true, y_pred, average="weighted", zero_division=0))
 
 
+def _binary_metrics(bt: np.ndarray, bp: np.ndarray, suffix: str) -> dict[str, float]:
+    """``acc2``, ``f1`` and ``f1_published`` (names + ``suffix``) of binarised ``(M,)``
+    labels ``bt`` and predictions ``bp``; NaN for ``M == 0``."""
+    if bt.size == 0:
+        nan = float("nan")
+        return {f"acc2{suffix}": nan, f"f1{suffix}": nan, f"f1{suffix}_published": nan}
+    return {
+        f"acc2{suffix}": float(np.mean(bt == bp)),
+        f"f1{suffix}": _weighted_f1(bt, bp),  # weights: label class counts
+        f"f1{suffix}_published": _weighted_f1(bp, bt),  # weights: predicted class counts
+    }
+
+
 # ----------------------------------------------------------------------------- metrics
 
 
@@ -129,9 +201,9 @@ def sentiment_metrics(pred: ArrayLike, y: ArrayLike) -> dict[str, float]:
         pred: ``(N,)`` predicted sentiment (any real values; clipped where the metric says).
         y: ``(N,)`` labels in [-3, 3].
     Returns:
-        ``mae``, ``corr``, ``acc7``, ``acc5``, ``acc2``, ``f1``, ``acc2_has0``, ``f1_has0``
-        (in that order). ``acc2``/``f1`` are NaN when every label is 0; ``corr`` is NaN for
-        constant predictions or labels.
+        The keys of :data:`SENTIMENT_METRICS` in that order (formulas in the module
+        docstring). The non0 ``acc2``/``f1``/``f1_published`` are NaN when every label is 0;
+        ``corr`` is NaN for constant predictions or labels.
     """
     p, t = _pair_1d(pred, y)
     out: dict[str, float] = {}
@@ -142,17 +214,9 @@ def sentiment_metrics(pred: ArrayLike, y: ArrayLike) -> dict[str, float]:
     out["acc5"] = float(np.mean(np.round(np.clip(p, -2, 2)) == np.round(np.clip(t, -2, 2))))
 
     nz = t != 0
-    if nz.any():
-        bt, bp = t[nz] > 0, p[nz] > 0
-        out["acc2"] = float(np.mean(bt == bp))
-        out["f1"] = _weighted_f1(bt, bp)
-    else:
-        out["acc2"] = float("nan")
-        out["f1"] = float("nan")
-
-    bt0, bp0 = t >= 0, p >= 0
-    out["acc2_has0"] = float(np.mean(bt0 == bp0))
-    out["f1_has0"] = _weighted_f1(bt0, bp0)
+    out.update(_binary_metrics(t[nz] > 0, p[nz] > 0, ""))
+    out.update(_binary_metrics(t >= 0, p >= 0, "_has0"))
+    out.update(_binary_metrics(t > 0, p > 0, "_has0_neg"))
     return out
 
 
