@@ -55,7 +55,8 @@ def test_results_and_table_match_the_runs(reference: tuple[Path, Path]) -> None:
     results = pd.read_csv(out / "results.csv")
     assert len(results) == 6
     assert sorted(results.columns[:4]) == ["data", "model", "name", "seed"]
-    for col in ("test_mae", "test_acc7", "test_acc2", "test_f1", "test_corr", "valid_mae", "params", "epochs", "seconds"):
+    for col in ("test_mae", "test_acc7", "test_acc2", "test_f1", "test_f1_published", "test_f1_has0_neg_published",
+                "test_acc2_has0_neg", "test_corr", "valid_mae", "valid_f1_published", "params", "epochs", "seconds"):
         assert col in results
     assert set(results["epochs"]) == {2}
     for _, row in results.iterrows():  # each row is its run's metrics.json
@@ -63,11 +64,17 @@ def test_results_and_table_match_the_runs(reference: tuple[Path, Path]) -> None:
         assert row["test_mae"] == pytest.approx(m["test"]["mae"])
     table = (out / "table.md").read_text()
     assert "non0" in table and "best of" in table.lower()
+    header = [c.strip() for c in table.splitlines()[0].strip("|").split("|")][1:]
+    assert header == ["Acc7", "Acc2", "F1", "F1 (sklearn)", "MAE", "Corr"]
     for name, group in results.groupby("name"):
         line = next(l for l in table.splitlines() if l.startswith(f"| {name} (3 runs)"))
-        cells = [c.strip() for c in line.strip("|").split("|")][1:]
-        mae_mean, mae_std = map(float, re.findall(r"[-\d.]+", cells[3]))
-        acc7_mean, acc7_std = map(float, re.findall(r"[-\d.]+", cells[0]))
+        cells = dict(zip(header, (c.strip() for c in line.strip("|").split("|")[1:])))
+        mae_mean, mae_std = map(float, re.findall(r"[-\d.]+", cells["MAE"]))
+        acc7_mean, acc7_std = map(float, re.findall(r"[-\d.]+", cells["Acc7"]))
+        f1_mean = float(re.findall(r"[-\d.]+", cells["F1"])[0])
+        f1_sk_mean = float(re.findall(r"[-\d.]+", cells["F1 (sklearn)"])[0])
+        assert f1_mean == pytest.approx(round(100 * group["test_f1_published"].mean(), 2), abs=1e-9)
+        assert f1_sk_mean == pytest.approx(round(100 * group["test_f1"].mean(), 2), abs=1e-9)
         assert mae_mean == pytest.approx(round(group["test_mae"].mean(), 3), abs=1e-9)
         assert mae_std == pytest.approx(round(group["test_mae"].std(ddof=1), 3), abs=1e-9)
         assert acc7_mean == pytest.approx(round(100 * group["test_acc7"].mean(), 2), abs=1e-9)
@@ -174,3 +181,28 @@ def test_table_footnote_names_only_the_conventions_it_shows() -> None:
     assert "non0" not in table and "Accuracies" not in table and "Best of N" in table
     rows["test_acc2"] = [0.5, 0.7]
     assert "non0 convention" in summary_table(rows)
+    assert "F1:" not in summary_table(rows) and "F1 (sklearn)" not in summary_table(rows)
+
+
+def test_table_f1_column_is_the_published_convention_and_carries_both() -> None:
+    rows = pd.DataFrame({
+        "name": ["a", "a"], "seed": [0, 1], "test_mae": [1.0, 2.0],
+        "test_f1": [1 / 3, 1 / 3], "test_f1_published": [2 / 3, 2 / 3],
+    })
+    md = summary_table(rows)
+    assert md.splitlines()[0] == "| Model | F1 | F1 (sklearn) | MAE |"
+    assert "| a (2 runs) | 66.67 ± 0.00 | 33.33 ± 0.00 | 1.500 ± 0.707 |" in md
+    assert 'F1: non0 convention, weighted F1 as MulT\'s and MMLatch\'s code' in md
+    assert 'f1_score(pred > 0, label > 0, average="weighted")' in md
+    assert 'F1 (sklearn): scikit-learn\'s weighted F1 with the labels as reference, non0 convention' in md
+    assert 'f1_score(label > 0, pred > 0, average="weighted")' in md
+    latex = summary_table(rows, "latex")
+    assert "Model & F1 & F1 (sklearn) & MAE" in latex and "66.67 $\\pm$ 0.00 & 33.33 $\\pm$ 0.00" in latex
+    assert 'f1_score(pred > 0, label > 0, average="weighted")' in latex
+    csv = pd.read_csv(__import__("io").StringIO(summary_table(rows, "csv")))
+    assert list(csv.columns) == ["Model", "F1", "F1 (sklearn)", "MAE"]
+    assert csv.iloc[0].tolist() == ["a (2 runs)", "66.67 ± 0.00", "33.33 ± 0.00", "1.500 ± 0.707"]
+    # a classification/multi-label table has only f1: labels-first F1, no non0 wording
+    ml = summary_table(pd.DataFrame({"name": ["b"], "seed": [0], "test_acc": [0.5], "test_f1": [0.25]}))
+    assert ml.splitlines()[0] == "| Model | F1 (sklearn) | Acc |"
+    assert 'f1_score(label, pred, average="weighted")' in ml and "non0" not in ml
