@@ -203,8 +203,8 @@ def collect_outputs(
 def read_epoch_log(run_dir: str | Path) -> pd.DataFrame:
     """A run's ``log/metrics.csv`` as one row per epoch, epochs counted from 1.
 
-    The CSV's ``epoch`` column is Lightning's (from 0); it is shifted to count from 1 like
-    ``best_epoch`` in ``metrics.json``. Should an epoch appear in several rows (a resumed
+    The CSV counts epochs from 1 like ``best_epoch`` in ``metrics.json`` (runs written before
+    that counted from 0, as Lightning does, and are shifted). Should an epoch appear in several rows (a resumed
     run), its last non-empty value of every column is kept.
 
     Raises:
@@ -219,7 +219,8 @@ def read_epoch_log(run_dir: str | Path) -> pd.DataFrame:
     frame = frame.dropna(subset=["epoch"])
     frame = frame.groupby(frame["epoch"].astype(int), sort=True).last()  # last non-null per column
     frame = frame.drop(columns=[c for c in ("epoch", "step") if c in frame.columns])
-    frame.index = pd.Index(frame.index + 1, name="epoch")
+    shift = 1 if frame.index.min() == 0 else 0  # a run written when the CSV counted from 0
+    frame.index = pd.Index(frame.index + shift, name="epoch")
     return frame
 
 
@@ -232,9 +233,11 @@ def new_figure(width: float, height: float) -> Any:
 
 def save_figure(fig: Any, path: str | Path, dpi: int = 110) -> Path:
     """Write ``fig`` as PNG to ``path`` (parents created)."""
+    from mmlatch.files import atomic_write
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
+    with atomic_write(path, "wb") as fh:
+        fig.savefig(fh, dpi=dpi, format="png")
     return path
 
 

@@ -53,6 +53,8 @@ def register(app: typer.Typer) -> None:
         from mmlatch.analysis.masks import default_modality, mask_table, plot_mask_table
 
         cli = _cli()
+        cli._require_run(run)
+        cli._require_path(data)
         dev = _device(device)
         rd = cli._run_guarded(load_run_data, run, data, _reader(fmt))
         mod = modality or default_modality(rd.modalities)
@@ -91,6 +93,8 @@ def register(app: typer.Typer) -> None:
         from mmlatch.analysis.incongruity import incongruity_table, plot_incongruity
 
         cli = _cli()
+        cli._require_run(*run)
+        cli._require_path(data)
         table = cli._run_guarded(incongruity_table, run, reference, data, split, _reader(fmt), device=_device(device))
         png, csv = plot_incongruity(table, out or default_out(run[0], "incongruity.png"))
         cli._print_json({"png": str(png), "csv": str(csv), "table": table.to_dict(orient="records")})
@@ -128,6 +132,8 @@ def register(app: typer.Typer) -> None:
         from mmlatch.analysis.robustness import run_robustness
 
         cli = _cli()
+        cli._require_run(*run)
+        cli._require_path(data)
         try:
             level_values = [float(v) for v in levels.split(",") if v.strip()]
         except ValueError:
@@ -154,13 +160,16 @@ def register(app: typer.Typer) -> None:
         from mmlatch.analysis.predict import load_run, predict_file
 
         cli = _cli()
+        cli._require_run(run)
+        cli._require_path(data)
         predictor = cli._run_guarded(load_run, run, device)
         table = cli._run_guarded(predict_file, predictor, data, split, _reader(fmt), batch_size)
         if out is None:
             typer.echo(table.to_csv(index=False), nl=False)
             return
-        out.parent.mkdir(parents=True, exist_ok=True)
-        table.to_csv(out, index=False)
+        from mmlatch.files import write_text
+
+        write_text(out, table.to_csv(index=False))
         typer.echo(f"wrote {len(table)} predictions to {out}")
 
     @app.command("export")
@@ -176,6 +185,7 @@ def register(app: typer.Typer) -> None:
         from mmlatch.analysis.export import export_run
 
         cli = _cli()
+        cli._require_run(run)
         cli._print_json(cli._run_guarded(export_run, run, fmt, out, per_modality_lengths, verify, atol))
 
 

@@ -312,9 +312,9 @@ def summary_table(results: pd.DataFrame, fmt: str = "md") -> str:
 
 
 def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    from mmlatch.files import write_text
+
+    write_text(path, text)
 
 
 def write_outputs(exp: Experiment, out: Path, fmt: str = "md") -> pd.DataFrame:
