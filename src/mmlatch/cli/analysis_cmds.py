@@ -49,12 +49,12 @@ def register(app: typer.Typer) -> None:
         device: str = DEVICE_OPT,
     ) -> None:
         """Top-down mask averaged per rounded sentiment class: heatmap (features x classes) + CSV."""
-        from mmlatch.analysis.collect import default_out, load_run_data
-        from mmlatch.analysis.masks import default_modality, mask_table, plot_mask_table
-
         cli = _cli()
         cli._require_run(run)
         cli._require_path(data)
+        from mmlatch.analysis.collect import default_out, load_run_data
+        from mmlatch.analysis.masks import default_modality, mask_table, plot_mask_table
+
         dev = _device(device)
         rd = cli._run_guarded(load_run_data, run, data, _reader(fmt))
         mod = modality or default_modality(rd.modalities)
@@ -89,12 +89,12 @@ def register(app: typer.Typer) -> None:
         device: str = DEVICE_OPT,
     ) -> None:
         """Error on samples whose unimodal predictions disagree in sign (incongruent) or agree."""
-        from mmlatch.analysis.collect import default_out
-        from mmlatch.analysis.incongruity import incongruity_table, plot_incongruity
-
         cli = _cli()
         cli._require_run(*run)
         cli._require_path(data)
+        from mmlatch.analysis.collect import default_out
+        from mmlatch.analysis.incongruity import incongruity_table, plot_incongruity
+
         table = cli._run_guarded(incongruity_table, run, reference, data, split, _reader(fmt), device=_device(device))
         png, csv = plot_incongruity(table, out or default_out(run[0], "incongruity.png"))
         cli._print_json({"png": str(png), "csv": str(csv), "table": table.to_dict(orient="records")})
@@ -129,11 +129,11 @@ def register(app: typer.Typer) -> None:
         device: str = DEVICE_OPT,
     ) -> None:
         """Test-time corruption at levels 0..0.9: metrics per level, metric-vs-level plot, AUC per run."""
-        from mmlatch.analysis.robustness import run_robustness
-
         cli = _cli()
         cli._require_run(*run)
         cli._require_path(data)
+        from mmlatch.analysis.robustness import run_robustness
+
         try:
             level_values = [float(v) for v in levels.split(",") if v.strip()]
         except ValueError:
@@ -157,11 +157,11 @@ def register(app: typer.Typer) -> None:
         device: str = DEVICE_OPT,
     ) -> None:
         """Predict every sample of a data file: CSV of ids, predictions (and mask means)."""
-        from mmlatch.analysis.predict import load_run, predict_file
-
         cli = _cli()
         cli._require_run(run)
         cli._require_path(data)
+        from mmlatch.analysis.predict import load_run, predict_file
+
         predictor = cli._run_guarded(load_run, run, device)
         table = cli._run_guarded(predict_file, predictor, data, split, _reader(fmt), batch_size)
         if out is None:
@@ -182,10 +182,10 @@ def register(app: typer.Typer) -> None:
         atol: float = typer.Option(1e-5, "--atol", help="Largest allowed absolute difference in the check."),
     ) -> None:
         """Export the run's model to ONNX or TorchScript (inputs: modality tensors + lengths)."""
-        from mmlatch.analysis.export import export_run
-
         cli = _cli()
         cli._require_run(run)
+        from mmlatch.analysis.export import export_run
+
         cli._print_json(cli._run_guarded(export_run, run, fmt, out, per_modality_lengths, verify, atol))
 
 

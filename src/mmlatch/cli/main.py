@@ -74,8 +74,6 @@ RUN_FILES = ("model.json", "model.safetensors", "config.yaml")
 def _require_run(*runs: Path) -> None:
     """Fail at once (before torch is imported) when a run directory lacks its files."""
     for run in runs:
-        if not Path(run).is_dir():
-            _fail(f"{run}: no such run directory")
         for name in RUN_FILES:
             if not (Path(run) / name).is_file():
                 _fail(f"run directory {str(run)!r} has no {name}: is it a finished run?")

@@ -268,15 +268,18 @@ def summary_table(results: pd.DataFrame, fmt: str = "md") -> str:
     if not cols:
         cols = [(k[5:], k[5:], 1.0, 3) for k in results if k.startswith("test_")]
     body: list[list[str]] = []
+    spread = best_rows = False  # what the footnote must explain
     for name, group in results.groupby("name", sort=False):
         n = len(group)
         cells = []
         for metric, _, scale, dec in cols:
             v = group[f"test_{metric}"].astype(float) * scale
-            std = v.std(ddof=1) if n > 1 else 0.0
-            cells.append(f"{v.mean():.{dec}f} ± {std:.{dec}f}")
-        body.append([f"{name} ({n} runs)", *cells])
+            # one seed: its value alone (no spread to show; "± 0.000" would claim one)
+            cells.append(f"{v.mean():.{dec}f} ± {v.std(ddof=1):.{dec}f}" if n > 1 else f"{v.iloc[0]:.{dec}f}")
+        spread |= n > 1
+        body.append([f"{name} ({n} runs)" if n > 1 else f"{name} (seed {int(group['seed'].iloc[0])})", *cells])
         if "test_mae" in group and n > 1:
+            best_rows = True
             best = group.loc[group["test_mae"].astype(float).idxmin()]
             body.append(
                 [f"{name}, best of {n} (seed {int(best['seed'])})"]
@@ -284,12 +287,13 @@ def summary_table(results: pd.DataFrame, fmt: str = "md") -> str:
             )
     header = ["Model", *(h for _, h, _, _ in cols)]
     shown = {h for _, h, _, _ in cols}
-    note = "Mean ± sample std over seeds."
+    note = "Mean ± sample std over seeds." if spread else "One seed per run."
     if shown & {"Acc7", "Acc2", "F1"}:
         note += " Accuracies and F1 in %."
     if shown & {"Acc2", "F1"}:
         note += " Acc2/F1: non0 convention (samples with label 0 excluded, > 0 positive), F1 weighted."
-    note += " \"Best of N\": the seed with the lowest test MAE, as the MMLatch paper reports it."
+    if best_rows:
+        note += " \"Best of N\": the seed with the lowest test MAE, as the MMLatch paper reports it."
     if fmt == "csv":
         return pd.DataFrame(body, columns=header).to_csv(index=False)
     if fmt == "latex":

@@ -513,17 +513,23 @@ def check_task(dataset: MultimodalDataset, spec: dict[str, Any], run: str) -> No
     theirs = dataset.task
     if ours == theirs:
         return
-
-    def say(t: TaskSpec) -> str:
-        names = list(t.label_names or [])
-        shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
-        return f"{t.kind} with {t.num_outputs} output(s)" + (f" ({shown})" if names else "")
-
     raise RunError(
-        f"data {dataset.name!r} is labelled for another task ({say(theirs)}) than run {run!r} "
-        f"was trained for ({say(ours)}), so its labels cannot be scored; "
+        f"data {dataset.name!r} is labelled for another task ({describe_task(theirs)}) than run {run!r} "
+        f"was trained for ({describe_task(ours)}), so its labels cannot be scored; "
         f"`mmlatch predict` gives predictions without scoring"
     )
+
+
+def describe_task(task: TaskSpec) -> str:
+    """A task in words: ``regression of sentiment in [-3, 3]``, ``classification into 2 classes (neg, pos)``."""
+    names = list(task.label_names or [])
+    shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
+    if task.kind == "classification":
+        return f"classification into {task.num_outputs} classes ({shown})"
+    if task.kind == "multilabel":
+        return f"{task.num_outputs} binary labels ({shown})"
+    where = f" in [{task.label_range[0]:g}, {task.label_range[1]:g}]" if task.label_range else ""
+    return f"regression of {shown if len(names) <= 4 else f'{len(names)} columns ({shown})'}{where}"
 
 
 def evaluate_run(
@@ -545,6 +551,7 @@ __all__ = [
     "TaskSpec",
     "TrainingInterrupted",
     "check_task",
+    "describe_task",
     "environment",
     "read_checkpoint",
     "read_model_json",
