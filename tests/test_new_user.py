@@ -404,3 +404,14 @@ def test_environment_and_tensorboard(run_dir: Path, tmp_path: Path) -> None:
     assert [e.step for e in acc.Scalars("val_loss")] == [1, 2, 3]
     # same settings as run_dir apart from logging: the same numbers
     assert (out / "metrics.json").read_text() == (run_dir / "metrics.json").read_text()
+
+
+def test_epoch_logs_count_from_one_and_old_logs_are_shifted(tmp_path: Path) -> None:
+    from mmlatch.analysis.collect import read_epoch_log
+    from mmlatch.training.run import write_epoch_log
+
+    write_epoch_log(tmp_path / "new" / "log" / "metrics.csv", [{"train_loss": 1.0}, {"train_loss": 0.5}])
+    assert read_epoch_log(tmp_path / "new").index.tolist() == [1, 2]
+    (tmp_path / "old" / "log").mkdir(parents=True)
+    (tmp_path / "old" / "log" / "metrics.csv").write_text("epoch,train_loss\n0,1.0\n1,0.5\n")  # before: from 0
+    assert read_epoch_log(tmp_path / "old").index.tolist() == [1, 2]
