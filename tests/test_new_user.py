@@ -213,13 +213,14 @@ def test_interrupt_resume_and_finished_messages(run_dir: Path, tmp_path: Path, m
         original(self)
 
     monkeypatch.setattr(TaskModule, "on_train_epoch_start", interrupt_second_epoch)
+    handler = signal.getsignal(signal.SIGINT)
     res = runner.invoke(app, _train_args(out))
     assert res.exit_code == 130, res.output
     assert "epoch 1/3: train_loss" in res.output  # per-epoch lines: the output is no terminal
     assert "interrupted at epoch 2; re-run the same command to resume" in res.output
     assert (out / "checkpoints" / "last.ckpt").is_file() and not (out / "metrics.json").exists()
     monkeypatch.setattr(TaskModule, "on_train_epoch_start", original)
-    assert signal.getsignal(signal.SIGINT) is not signal.SIG_IGN  # Ctrl-C works again afterwards
+    assert signal.getsignal(signal.SIGINT) == handler  # Lightning ignores Ctrl-C after one; restored
 
     res = runner.invoke(app, _train_args(out))
     assert res.exit_code == 0, res.output
@@ -241,7 +242,10 @@ def test_sigint_during_training_names_the_epoch(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "mmlatch", *_train_args(out, extra=["patience=1000"])]
     cmd[cmd.index("--epochs") + 1] = "1000"
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(  # SIGINT at its default (xdist workers ignore it, and children inherit that)
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.time() + 240
     seen = []
     try:

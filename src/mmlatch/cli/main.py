@@ -79,10 +79,10 @@ def _require_run(*runs: Path) -> None:
                 _fail(f"run directory {str(run)!r} has no {name}: is it a finished run?")
 
 
-def _require_path(value: Optional[str], what: str = "") -> None:
+def _require_path(value: Optional[str]) -> None:
     """Fail at once when a data path (not ``synthetic``) does not exist."""
     if value and value != "synthetic" and not Path(value).exists():
-        _fail(f"{value}: no such file or directory{what}")
+        _fail(f"{value}: no such file or directory")
 
 
 def _print_json(data: Any) -> None:
