@@ -146,7 +146,7 @@ def train(
     num_nodes: Optional[int] = typer.Option(None, "--num-nodes", help="Nodes for one run (Lightning DDP)."),
     strategy: Optional[str] = typer.Option(None, help="Lightning strategy: auto | ddp | ddp_spawn ..."),
     resume: bool = typer.Option(True, help="Continue an interrupted run in OUT from its last checkpoint (a finished one: nothing to do)."),
-    tensorboard: bool = typer.Option(False, "--tensorboard", help="Also log each epoch to OUT/tensorboard (pip install 'mmlatch[tensorboard]')."),
+    tensorboard: bool = typer.Option(False, "--tensorboard", help="Also log each epoch to OUT/tensorboard (needs the tensorboard package)."),
     keep_last: bool = typer.Option(False, "--keep-last", help="Keep checkpoints/last.ckpt after the run finished."),
     fmt: Optional[str] = FORMAT_OPT,
     on_nonfinite: Optional[str] = NONFINITE_OPT,
