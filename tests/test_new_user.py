@@ -419,3 +419,31 @@ def test_epoch_logs_count_from_one_and_old_logs_are_shifted(tmp_path: Path) -> N
     (tmp_path / "old" / "log").mkdir(parents=True)
     (tmp_path / "old" / "log" / "metrics.csv").write_text("epoch,train_loss\n0,1.0\n1,0.5\n")  # before: from 0
     assert read_epoch_log(tmp_path / "old").index.tolist() == [1, 2]
+
+
+@pytest.mark.shared
+def test_front_padded_mfn_arrays_predict_as_the_file_does(shared_data: Path, tmp_path: Path) -> None:
+    """The issue's case: MMMO's MFN files pad at the front; the API gives the file's prediction
+    with padding="front" and warns when given the arrays without lengths."""
+    import h5py
+
+    mmmo = shared_data / "mfn" / "mmmo"
+    out = tmp_path / "r"
+    res = runner.invoke(app, ["train", "--data", str(mmmo), "--modalities", "audio,visual", "--model", "baseline",
+                              "--epochs", "1", "--out", str(out), *_sets(["model_args.hidden=8", "threads=1"])])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["predict", "--run", str(out), "--data", str(mmmo), "--split", "test"])
+    assert res.exit_code == 0, res.output
+    from io import StringIO
+
+    from_file = pd.read_csv(StringIO(res.output))["prediction"].to_numpy()[:3]
+    arrays = {}
+    for mod, name in (("audio", "audio_test.h5"), ("visual", "video_test.h5")):
+        with h5py.File(mmmo / name) as f:
+            arrays[mod] = np.asarray(f[next(iter(f.keys()))][:3], dtype=np.float32)
+    assert (np.abs(arrays["audio"][:, 0]).sum(axis=1) == 0).any()  # front padding is there
+    run = mmlatch.load_run(out)
+    np.testing.assert_allclose(run.predict(arrays, padding="front").prediction[:, 0], from_file, rtol=1e-5)
+    with pytest.warns(UserWarning, match="all-zero leading"):
+        as_real = run.predict(arrays).prediction[:, 0]
+    assert not np.allclose(as_real, from_file, rtol=1e-5)
