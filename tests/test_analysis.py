@@ -107,7 +107,7 @@ def test_gates_plot_the_logged_weights_and_primary(runs: dict[str, Path], tmp_pa
     table = pd.read_csv(png.with_suffix(".csv"))
     rows = list(csv.DictReader((runs["hctmg"] / "log" / "metrics.csv").open()))
     names = ["text", "audio", "visual"]
-    assert table["epoch"].tolist() == [int(r["epoch"]) + 1 for r in rows] == [1, 2, 3]
+    assert table["epoch"].tolist() == [int(r["epoch"]) for r in rows] == [1, 2, 3]  # both count from 1
     for m in names:
         np.testing.assert_allclose(table[f"gate_{m}"], [float(r[f"gate_{m}"]) for r in rows])
     assert table["primary"].tolist() == [names[int(float(r["primary"]))] for r in rows]

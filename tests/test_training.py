@@ -50,12 +50,14 @@ def test_train_writes_the_run_directory(run_dir: Path) -> None:
     assert metrics["epochs_run"] == 2 and 1 <= metrics["best_epoch"] <= 2
     assert list(metrics["test"]) == list(SENTIMENT_METRICS) == list(metrics["valid"])
     assert metrics["params"] > 0
-    for name in ("config.yaml", "model.json", "model.safetensors", "checkpoints/best.ckpt", "checkpoints/last.ckpt"):
+    for name in ("config.yaml", "model.json", "model.safetensors", "checkpoints/best.ckpt",
+                 "environment.json"):
         assert (run_dir / name).is_file(), name
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert cfg["model"] == "mmlatch" and cfg["epochs"] == 2 and cfg["data_args"]["n_train"] == 48
     rows = list(csv.DictReader((run_dir / "log" / "metrics.csv").open()))
-    assert [int(r["epoch"]) for r in rows] == [0, 1]  # one row per epoch
+    assert [int(r["epoch"]) for r in rows] == [1, 2]  # one row per epoch, counted from 1
+    assert not (run_dir / "checkpoints" / "last.ckpt").exists()  # needed only while unfinished
     assert all(r["train_loss"] and r["val_loss"] and r["val_mae"] for r in rows)
     # best_epoch is the epoch with the lowest validation loss
     losses = [float(r["val_loss"]) for r in rows]

@@ -32,7 +32,7 @@ from mmlatch.data import MultimodalDataset, TaskSpec, load_dataset
 from mmlatch.data.batching import make_loader
 from mmlatch.data.dataset import Split
 from mmlatch.training.config import TrainConfig
-from mmlatch.training.run import RunError, load_data, load_run_model
+from mmlatch.training.run import RunError, check_task, load_data, load_run_model
 
 #: batch size of :func:`collect_outputs`; the same as ``predict_split``'s default
 BATCH_SIZE = 64
@@ -98,13 +98,16 @@ def load_run_data(
     )
     cache = {} if cache is None else cache
     if key not in cache:
-        cache[key] = load_data(cfg) if own else load_dataset(str(data), **(reader_options or {}))
+        cache[key] = load_data(cfg, run=str(run_dir)) if own else load_dataset(str(data), **(reader_options or {}))
     dataset = cache[key]
     return RunData(Path(run_dir), model, spec, cfg, fit_dataset(dataset, spec, str(run_dir)))
 
 
-def fit_dataset(dataset: MultimodalDataset, spec: dict[str, Any], run: str) -> MultimodalDataset:
-    """``dataset`` restricted to the run's modalities (model order), checked against the run."""
+def fit_dataset(
+    dataset: MultimodalDataset, spec: dict[str, Any], run: str, same_task: bool = True
+) -> MultimodalDataset:
+    """``dataset`` restricted to the run's modalities (model order), checked against the run
+    (its task too unless ``same_task`` is False: prediction ignores another task's labels)."""
     dims = {k: int(v) for k, v in spec["modality_dims"].items()}
     missing = [m for m in dims if m not in dataset.modalities]
     if missing:
@@ -115,8 +118,8 @@ def fit_dataset(dataset: MultimodalDataset, spec: dict[str, Any], run: str) -> M
     dataset = dataset.select_modalities(list(dims))
     if dataset.modality_dims != dims:
         raise RunError(f"data modalities {dataset.modality_dims} do not match run {run!r}'s {dims}")
-    if TaskSpec.from_dict(spec["task"]) != dataset.task:
-        raise RunError(f"data task {dataset.task} does not match run {run!r}'s {spec['task']}")
+    if same_task:
+        check_task(dataset, spec, run)
     return dataset
 
 
@@ -128,10 +131,9 @@ def run_labels(runs: Sequence[str | Path]) -> list[str]:
 
 def read_model_spec(run_dir: str | Path) -> dict[str, Any]:
     """A run's ``model.json`` (RunError naming the file when absent)."""
-    path = Path(run_dir) / "model.json"
-    if not path.is_file():
-        raise RunError(f"run directory {str(run_dir)!r} has no model.json: is it a finished run?")
-    return json.loads(path.read_text())
+    from mmlatch.training.run import read_model_json
+
+    return read_model_json(run_dir)
 
 
 @dataclass
@@ -203,8 +205,8 @@ def collect_outputs(
 def read_epoch_log(run_dir: str | Path) -> pd.DataFrame:
     """A run's ``log/metrics.csv`` as one row per epoch, epochs counted from 1.
 
-    The CSV's ``epoch`` column is Lightning's (from 0); it is shifted to count from 1 like
-    ``best_epoch`` in ``metrics.json``. Should an epoch appear in several rows (a resumed
+    The CSV counts epochs from 1 like ``best_epoch`` in ``metrics.json`` (runs written before
+    that counted from 0, as Lightning does, and are shifted). Should an epoch appear in several rows (a resumed
     run), its last non-empty value of every column is kept.
 
     Raises:
@@ -219,7 +221,8 @@ def read_epoch_log(run_dir: str | Path) -> pd.DataFrame:
     frame = frame.dropna(subset=["epoch"])
     frame = frame.groupby(frame["epoch"].astype(int), sort=True).last()  # last non-null per column
     frame = frame.drop(columns=[c for c in ("epoch", "step") if c in frame.columns])
-    frame.index = pd.Index(frame.index + 1, name="epoch")
+    shift = 1 if frame.index.min() == 0 else 0  # a run written when the CSV counted from 0
+    frame.index = pd.Index(frame.index + shift, name="epoch")
     return frame
 
 
@@ -232,9 +235,11 @@ def new_figure(width: float, height: float) -> Any:
 
 def save_figure(fig: Any, path: str | Path, dpi: int = 110) -> Path:
     """Write ``fig`` as PNG to ``path`` (parents created)."""
+    from mmlatch.files import atomic_write
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
+    with atomic_write(path, "wb") as fh:
+        fig.savefig(fh, dpi=dpi, format="png")
     return path
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
+from mmlatch.files import write_text
 from mmlatch.analysis.collect import (
     AnalysisError,
     companion_csv,
@@ -72,7 +73,7 @@ def plot_curves(curves: pd.DataFrame, png: str | Path, metric: str = "mae") -> t
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     png = save_figure(fig, png)
     csv = companion_csv(png)
-    curves.to_csv(csv, index=False)
+    write_text(csv, curves.to_csv(index=False))
     return png, csv
 
 

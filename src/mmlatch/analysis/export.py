@@ -36,7 +36,8 @@ import torch
 from torch import Tensor, nn
 
 from mmlatch.analysis.collect import AnalysisError
-from mmlatch.training.run import load_run_model, write_json
+from mmlatch.files import write_bytes, write_json
+from mmlatch.training.run import load_run_model
 
 FORMATS: tuple[str, ...] = ("onnx", "torchscript")
 OPSET = 17
@@ -179,9 +180,11 @@ def export_model(
             raise AnalysisError(f"the model does not accept the export's inputs: {e}") from e
         if fmt == "torchscript":
             traced = _trace(wrapper, args)
-            traced.save(str(path))
+            buffer = io.BytesIO()
+            torch.jit.save(traced, buffer)
+            write_bytes(path, buffer.getvalue())
         else:
-            path.write_bytes(_export_onnx(wrapper, args, opset))
+            write_bytes(path, _export_onnx(wrapper, args, opset))
     info: dict[str, Any] = {
         "format": fmt,
         "file": str(path),

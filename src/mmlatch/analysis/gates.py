@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
+from mmlatch.files import write_text
 from mmlatch.analysis.collect import (
     AnalysisError,
     companion_csv,
@@ -76,7 +77,7 @@ def plot_gates(history: pd.DataFrame, png: str | Path, title: str = "") -> tuple
     bottom.xaxis.set_major_locator(MaxNLocator(integer=True))
     png = save_figure(fig, png)
     csv = companion_csv(png)
-    history.to_csv(csv)
+    write_text(csv, history.to_csv())
     return png, csv
 
 

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mmlatch.files import write_text
 from mmlatch.analysis.collect import (
     BATCH_SIZE,
     AnalysisError,
@@ -148,7 +149,7 @@ def plot_incongruity(table: pd.DataFrame, png: str | Path) -> tuple[Path, Path]:
     ax.legend(fontsize=8)
     png = save_figure(fig, png)
     csv = companion_csv(png)
-    table.to_csv(csv, index=False)
+    write_text(csv, table.to_csv(index=False))
     return png, csv
 
 

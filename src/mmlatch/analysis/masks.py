@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mmlatch.files import write_text
 from mmlatch.analysis.collect import (
     BATCH_SIZE,
     AnalysisError,
@@ -184,7 +185,7 @@ def plot_mask_table(table: MaskTable, png: str | Path, title: str = "") -> tuple
     fig.colorbar(image, ax=ax, label="mask (mean over real steps, then samples)")
     png = save_figure(fig, png)
     csv = companion_csv(png)
-    table.to_frame().to_csv(csv)
+    write_text(csv, table.to_frame().to_csv())
     return png, csv
 
 

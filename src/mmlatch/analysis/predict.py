@@ -3,10 +3,16 @@
 Python::
 
     import mmlatch
-    run = mmlatch.load_run("runs/r")
+    run = mmlatch.load_run("runs/r")          # the model in eval mode, best weights
     out = run.predict({"text": x_t, "audio": x_a, "visual": x_v})   # (L, F) arrays: one sample
     out.prediction        # (num_outputs,) ; (B, num_outputs) for (B, L, F) arrays
     out.mask_means        # top-down models: modality -> mask mean over real steps and features
+
+Padding is never guessed by :meth:`RunPredictor.predict`: without ``lengths`` and ``padding``
+every step is real (a warning names the samples whose first or last steps are all zero, as
+padding would be); ``lengths=`` gives the real steps (end padding, or ``padding="front"``);
+``padding="end"|"front"`` alone finds the lengths from the all-zero steps on that side, as
+the readers do (MulT's pickles and some MFN files pad at the front).
 
 Files (``mmlatch predict --run DIR --data PATH``): every format the readers know is read by
 them when it has labels (so predictions are exactly those ``mmlatch evaluate`` scores).
@@ -29,6 +35,7 @@ steps and all features).
 
 from __future__ import annotations
 
+import warnings
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -41,8 +48,9 @@ from torch import nn
 
 from mmlatch.analysis.collect import BATCH_SIZE, AnalysisError, SplitOutputs, collect_outputs, fit_dataset
 from mmlatch.data import DataError, Split, TaskSpec, load_dataset
+from mmlatch.data.readers._common import nonzero_steps, shift_to_front, strip_padding
 from mmlatch.training.config import TrainConfig
-from mmlatch.training.run import load_data, load_run_model, resolve_device
+from mmlatch.training.run import describe_task, load_data, load_run_model, resolve_device
 
 #: file key -> modality name for pickles and plain .npz files
 _MODALITY_KEYS: dict[str, str] = {"text": "text", "audio": "audio", "vision": "visual", "visual": "visual"}
@@ -100,18 +108,24 @@ class RunPredictor:
         features: Mapping[str, Any],
         lengths: int | Any | Mapping[str, Any] | None = None,
         batch_size: int = BATCH_SIZE,
+        padding: str | None = None,
     ) -> Prediction:
-        """Predict one sample ((L, F) arrays) or a batch ((B, L, F) arrays, end-padded).
+        """Predict one sample ((L, F) arrays) or a batch ((B, L, F) arrays).
 
         Args:
             features: modality -> array, every modality of the model (``modalities``).
-            lengths: real steps: None (every step is real), an int / (B,) array shared by
-                the modalities, or modality -> int / (B,) array.
+            lengths: real steps: None, an int / (B,) array shared by the modalities, or
+                modality -> int / (B,) array.
             batch_size: samples per forward pass.
+            padding: where padded arrays are padded: ``"end"`` (real steps first) or
+                ``"front"`` (real steps last, as MulT's pickles). With ``lengths`` it says
+                which steps the lengths count (default ``"end"``); without, the lengths are
+                found from the all-zero steps on that side. None and no lengths: every step
+                is real, and a warning names samples whose first or last steps are all zero.
         Returns:
             A :class:`Prediction`; one sample gives unbatched arrays.
         """
-        split, single = self._as_split(features, lengths)
+        split, single = self._as_split(features, lengths, padding)
         out = self.predict_split(split, batch_size)
         masks = None
         if out.mask_means is not None:
@@ -129,7 +143,9 @@ class RunPredictor:
         """Outputs on every sample of a split (batched as ``mmlatch evaluate`` batches)."""
         return collect_outputs(self.model, split, batch_size, self.device)
 
-    def _as_split(self, features: Mapping[str, Any], lengths: Any) -> tuple[Split, bool]:
+    def _as_split(self, features: Mapping[str, Any], lengths: Any, padding: str | None = None) -> tuple[Split, bool]:
+        if padding not in (None, "end", "front"):
+            raise AnalysisError(f"padding must be 'end', 'front' or None, got {padding!r}")
         missing = [m for m in self.modalities if m not in features]
         extra = [m for m in features if m not in self.modality_dims]
         if missing or extra:
@@ -138,7 +154,7 @@ class RunPredictor:
                 + (f" (missing {missing})" if missing else "")
                 + (f" (unknown {extra})" if extra else "")
             )
-        arrays = {m: np.asarray(features[m], dtype=np.float32) for m in self.modalities}
+        arrays = {m: np.array(features[m], dtype=np.float32) for m in self.modalities}  # a copy: shifted in place
         ndims = {a.ndim for a in arrays.values()}
         if len(ndims) != 1 or ndims.pop() not in (2, 3):
             raise AnalysisError(
@@ -161,22 +177,68 @@ class RunPredictor:
         lens = {}
         for m, a in arrays.items():
             given = lengths.get(m) if isinstance(lengths, Mapping) else lengths
-            ln = np.full(n, a.shape[1], np.int64) if given is None else np.asarray(given, np.int64).reshape(-1)
+            if given is None:
+                continue
+            ln = np.asarray(given, np.int64).reshape(-1)
             if ln.shape != (n,):
                 raise AnalysisError(f"modality {m!r}: {ln.size} lengths for {n} samples")
             if (ln < 1).any() or (ln > a.shape[1]).any():
                 raise AnalysisError(f"modality {m!r}: lengths must lie in [1, {a.shape[1]}], got {ln.tolist()}")
+            if padding == "front":
+                shift_to_front(a, a.shape[1] - ln, ln)  # real steps last -> first
             lens[m] = ln
+        rest = {m: a for m, a in arrays.items() if m not in lens}
+        if rest and padding is not None:
+            lens.update(strip_padding(rest, padding))  # lengths from the zero steps on that side
+        elif rest:
+            _warn_zero_edges(rest, lengths_given=bool(lens))
+            lens.update({m: np.full(n, a.shape[1], np.int64) for m, a in rest.items()})
+        lens = {m: lens[m] for m in self.modalities}
         labels = np.full((n, self.label_width), np.nan, np.float32)
         return Split(arrays, lens, labels, [str(i) for i in range(n)]), single
+
+
+def _warn_zero_edges(arrays: dict[str, np.ndarray], lengths_given: bool) -> None:
+    """Warn when samples read as all-real have all-zero first or last steps (padding?).
+
+    A step counts as zero when it is zero in every modality of the same sequence length
+    (aligned modalities are judged together, as the readers judge padding).
+    """
+    groups: dict[int, np.ndarray] = {}
+    for x in arrays.values():
+        steps = nonzero_steps(x)  # (N, L)
+        groups[x.shape[1]] = steps if x.shape[1] not in groups else groups[x.shape[1]] | steps
+    lead = np.zeros(next(iter(arrays.values())).shape[0], dtype=bool)
+    trail = lead.copy()
+    for steps in groups.values():
+        if steps.shape[1] < 2:
+            continue
+        lead |= ~steps[:, 0]
+        trail |= ~steps[:, -1]
+    if not (lead.any() or trail.any()):
+        return
+    sides = [f"leading ({lead.sum()} samples, first {np.flatnonzero(lead)[:5].tolist()})"] if lead.any() else []
+    sides += [f"trailing ({trail.sum()} samples, first {np.flatnonzero(trail)[:5].tolist()})"] if trail.any() else []
+    warnings.warn(
+        f"predict: no lengths given for {sorted(arrays)}, so every step counts as real, but some samples "
+        f"have all-zero {' and '.join(sides)} steps; if those are padding, pass lengths=... or "
+        f"padding='front'/'end' (MulT pickles and some MFN files pad at the front)"
+        + ("" if not lengths_given else " for these modalities too"),
+        stacklevel=4,
+    )
 
 
 def load_run(run_dir: str | Path, device: str = "cpu") -> RunPredictor:
     """A finished run ready to predict (``mmlatch.load_run``).
 
+    The model is in eval mode (dropout off, deterministic masks) with the run's best weights,
+    on ``device``; call ``run.model.train()`` yourself only to fine-tune it.
+
     Args:
         run_dir: the run directory (``model.json``, ``model.safetensors``, ``config.yaml``).
         device: ``cpu``, ``cuda`` or ``auto``.
+    Raises:
+        RunError: a missing or corrupt run file (the message names it).
     """
     model, spec, cfg = load_run_model(run_dir)
     return RunPredictor(model, spec, cfg, Path(run_dir), resolve_device(device))
@@ -214,7 +276,24 @@ def read_for_prediction(
         dataset = load_data(predictor.config)  # the run's own data, with its data_args
     else:
         dataset = load_dataset(path, **options)
-    return dict(fit_dataset(dataset, predictor.spec, str(predictor.path)).splits), True
+    return _labelled_splits(dataset, predictor)
+
+
+def _labelled_splits(dataset: Any, predictor: RunPredictor) -> tuple[dict[str, Split], bool]:
+    """A labelled dataset's splits for the run; labels for another task are ignored (warned)."""
+    fitted = fit_dataset(dataset, predictor.spec, str(predictor.path), same_task=False)
+    if fitted.task == predictor.task:
+        return dict(fitted.splits), True
+    warnings.warn(
+        f"{dataset.name}: labels ignored: the data is labelled for {describe_task(fitted.task)}, "
+        f"run {str(predictor.path)!r} predicts {describe_task(predictor.task)}",
+        stacklevel=3,
+    )
+    out = {}
+    for name, part in fitted.splits.items():
+        nan = np.full((len(part), predictor.label_width), np.nan, np.float32)
+        out[name] = Split(part.features, part.lengths, nan, part.ids)
+    return out, False
 
 
 def predict_file(
@@ -379,7 +458,7 @@ def _read_pickle(path: Path, predictor: RunPredictor, on_nonfinite: str) -> tupl
             out[name] = _split_from_arrays(part, predictor, path, name, side, counter)
         counter.finish()
         return out, False
-    return dict(fit_dataset(ds, predictor.spec, str(predictor.path)).splits), True
+    return _labelled_splits(ds, predictor)
 
 
 def _plain_npz(path: Path, predictor: RunPredictor, on_nonfinite: str) -> tuple[dict[str, Split], bool]:

@@ -46,7 +46,7 @@ from mmlatch.analysis.collect import (
 )
 from mmlatch.data.dataset import Split
 from mmlatch.metrics import compute_metrics, lower_is_better
-from mmlatch.training.run import write_json
+from mmlatch.files import write_json, write_text
 
 CORRUPTIONS: tuple[str, ...] = ("noise", "drop", "missing")
 DEFAULT_LEVELS: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(10))
@@ -247,7 +247,7 @@ def run_robustness(
     summary = summarise(table, metric)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out / "robustness.csv", index=False)
+    write_text(out / "robustness.csv", table.to_csv(index=False))
     plot_robustness(table, out / "robustness.png", metric)
     levels = [float(v) for v in options.get("levels", DEFAULT_LEVELS)]
     result = {

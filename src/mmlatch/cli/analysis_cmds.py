@@ -49,10 +49,12 @@ def register(app: typer.Typer) -> None:
         device: str = DEVICE_OPT,
     ) -> None:
         """Top-down mask averaged per rounded sentiment class: heatmap (features x classes) + CSV."""
+        cli = _cli()
+        cli._require_run(run)
+        cli._require_path(data)
         from mmlatch.analysis.collect import default_out, load_run_data
         from mmlatch.analysis.masks import default_modality, mask_table, plot_mask_table
 
-        cli = _cli()
         dev = _device(device)
         rd = cli._run_guarded(load_run_data, run, data, _reader(fmt))
         mod = modality or default_modality(rd.modalities)
@@ -87,10 +89,12 @@ def register(app: typer.Typer) -> None:
         device: str = DEVICE_OPT,
     ) -> None:
         """Error on samples whose unimodal predictions disagree in sign (incongruent) or agree."""
+        cli = _cli()
+        cli._require_run(*run)
+        cli._require_path(data)
         from mmlatch.analysis.collect import default_out
         from mmlatch.analysis.incongruity import incongruity_table, plot_incongruity
 
-        cli = _cli()
         table = cli._run_guarded(incongruity_table, run, reference, data, split, _reader(fmt), device=_device(device))
         png, csv = plot_incongruity(table, out or default_out(run[0], "incongruity.png"))
         cli._print_json({"png": str(png), "csv": str(csv), "table": table.to_dict(orient="records")})
@@ -125,9 +129,11 @@ def register(app: typer.Typer) -> None:
         device: str = DEVICE_OPT,
     ) -> None:
         """Test-time corruption at levels 0..0.9: metrics per level, metric-vs-level plot, AUC per run."""
+        cli = _cli()
+        cli._require_run(*run)
+        cli._require_path(data)
         from mmlatch.analysis.robustness import run_robustness
 
-        cli = _cli()
         try:
             level_values = [float(v) for v in levels.split(",") if v.strip()]
         except ValueError:
@@ -151,16 +157,19 @@ def register(app: typer.Typer) -> None:
         device: str = DEVICE_OPT,
     ) -> None:
         """Predict every sample of a data file: CSV of ids, predictions (and mask means)."""
+        cli = _cli()
+        cli._require_run(run)
+        cli._require_path(data)
         from mmlatch.analysis.predict import load_run, predict_file
 
-        cli = _cli()
         predictor = cli._run_guarded(load_run, run, device)
         table = cli._run_guarded(predict_file, predictor, data, split, _reader(fmt), batch_size)
         if out is None:
             typer.echo(table.to_csv(index=False), nl=False)
             return
-        out.parent.mkdir(parents=True, exist_ok=True)
-        table.to_csv(out, index=False)
+        from mmlatch.files import write_text
+
+        write_text(out, table.to_csv(index=False))
         typer.echo(f"wrote {len(table)} predictions to {out}")
 
     @app.command("export")
@@ -173,9 +182,10 @@ def register(app: typer.Typer) -> None:
         atol: float = typer.Option(1e-5, "--atol", help="Largest allowed absolute difference in the check."),
     ) -> None:
         """Export the run's model to ONNX or TorchScript (inputs: modality tensors + lengths)."""
+        cli = _cli()
+        cli._require_run(run)
         from mmlatch.analysis.export import export_run
 
-        cli = _cli()
         cli._print_json(cli._run_guarded(export_run, run, fmt, out, per_modality_lengths, verify, atol))
 
 

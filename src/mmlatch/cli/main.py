@@ -31,26 +31,64 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from mmlatch.data import DataError
-    from mmlatch.training import ConfigError, RunError
+#: modules whose error classes are user-facing (all subclasses of the built-ins below)
+_ERROR_CLASSES = {
+    "mmlatch.data.dataset": "DataError",
+    "mmlatch.training.config": "ConfigError",
+    "mmlatch.training.run": "RunError",
+    "mmlatch.analysis.collect": "AnalysisError",
+}
 
-    return (DataError, ConfigError, RunError, RuntimeError, KeyError, TypeError, ValueError, FileNotFoundError)
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions that mean bad input. The project's own classes are taken from modules
+    already imported: an error cannot come from a module never loaded, and importing one
+    here (mmlatch.training imports torch and Lightning) would make every error wait for it."""
+    own = tuple(
+        getattr(sys.modules[mod], name) for mod, name in _ERROR_CLASSES.items() if mod in sys.modules
+    )
+    return (*own, RuntimeError, KeyError, TypeError, ValueError, FileNotFoundError)
+
+
+def _one_line(message: str) -> str:
+    """Multi-line messages (a library's) are joined into the one line an error gets."""
+    return " ".join(part.strip() for part in str(message).strip().splitlines() if part.strip())
 
 
 def _run_guarded(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    """Call ``fn``; turn user-facing errors into one clear line and exit code 2."""
+    """Call ``fn``; turn user-facing errors into one clear line and exit code 2, and Ctrl-C
+    into a line saying where it stopped and exit code 130."""
     try:
         return fn(*args, **kwargs)
+    except KeyboardInterrupt as exc:
+        typer.secho(str(exc) or "interrupted", fg=typer.colors.YELLOW, err=True)
+        raise typer.Exit(code=130) from None
     except _user_errors() as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-        _fail(str(msg))
+        _fail(_one_line(str(msg)))
+
+
+RUN_FILES = ("model.json", "model.safetensors", "config.yaml")
+
+
+def _require_run(*runs: Path) -> None:
+    """Fail at once (before torch is imported) when a run directory lacks its files."""
+    for run in runs:
+        for name in RUN_FILES:
+            if not (Path(run) / name).is_file():
+                _fail(f"run directory {str(run)!r} has no {name}: is it a finished run?")
+
+
+def _require_path(value: Optional[str]) -> None:
+    """Fail at once when a data path (not ``synthetic``) does not exist."""
+    if value and value != "synthetic" and not Path(value).exists():
+        _fail(f"{value}: no such file or directory")
 
 
 def _print_json(data: Any) -> None:
-    from mmlatch.training.run import _nan_to_none
+    from mmlatch.files import nan_to_none
 
-    typer.echo(json.dumps(_nan_to_none(data), indent=2))
+    typer.echo(json.dumps(nan_to_none(data), indent=2))
 
 
 def _data_args(
@@ -86,7 +124,7 @@ def _data_args(
 
 FORMAT_OPT = typer.Option(None, "--format", help="Force the data format: mult | mmsa | csd | mfn | own.")
 NONFINITE_OPT = typer.Option(None, "--on-nonfinite", help="NaN/inf features: zero (default, warns with counts) | error.")
-FOLDS_OPT = typer.Option(None, "--folds", help=".csd: JSON file {train|valid|test: [video ids]}.")
+FOLDS_OPT = typer.Option(None, "--folds", help=".csd: JSON file mapping train, valid and test to lists of video ids.")
 KEEP_SP_OPT = typer.Option(False, "--keep-sp", help=".csd: keep 'sp' pause tokens.")
 CSD_MOD_OPT = typer.Option(None, "--csd-modality", help=".csd: ROOT=ROLE mapping (text/audio/visual/labels/words/ignore); repeatable.")
 MAX_LEN_OPT = typer.Option(None, "--max-len", help=".csd: keep at most this many words per segment.")
@@ -103,11 +141,13 @@ def train(
     modalities: Optional[str] = typer.Option(None, help="Comma-separated subset, e.g. audio,visual."),
     out: Path = typer.Option(Path("runs/train"), help="Run directory to write."),
     set_: list[str] = typer.Option([], "--set", help="Override: key=value (e.g. model_args.hidden=50)."),
-    progress: bool = typer.Option(True, help="Show a progress bar."),
+    progress: bool = typer.Option(True, help="Show progress: a bar on a terminal, else one line per epoch."),
     devices: Optional[int] = typer.Option(None, help="Devices (processes) for one run, e.g. 2 with --strategy ddp."),
     num_nodes: Optional[int] = typer.Option(None, "--num-nodes", help="Nodes for one run (Lightning DDP)."),
     strategy: Optional[str] = typer.Option(None, help="Lightning strategy: auto | ddp | ddp_spawn ..."),
-    resume: bool = typer.Option(True, help="Continue an interrupted run in OUT from its last checkpoint."),
+    resume: bool = typer.Option(True, help="Continue an interrupted run in OUT from its last checkpoint (a finished one: nothing to do)."),
+    tensorboard: bool = typer.Option(False, "--tensorboard", help="Also log each epoch to OUT/tensorboard (needs the tensorboard package)."),
+    keep_last: bool = typer.Option(False, "--keep-last", help="Keep checkpoints/last.ckpt after the run finished."),
     fmt: Optional[str] = FORMAT_OPT,
     on_nonfinite: Optional[str] = NONFINITE_OPT,
     folds: Optional[Path] = FOLDS_OPT,
@@ -116,6 +156,9 @@ def train(
     max_len: Optional[int] = MAX_LEN_OPT,
 ) -> None:
     """Train a model; writes metrics.json, checkpoints, config.yaml and log/metrics.csv to OUT."""
+    _require_path(data)
+    if config is not None and not config.is_file():
+        _fail(f"config file {str(config)!r} does not exist")
     from mmlatch.training import load_config
     from mmlatch.training import train as run_train
 
@@ -126,11 +169,12 @@ def train(
         load_config, config, overrides, data=data, model=model, epochs=epochs, seed=seed,
         device=device, modalities=mods, progress=None if progress else False,
         devices=devices, num_nodes=num_nodes, strategy=strategy,
+        tensorboard=tensorboard or None, keep_last=keep_last or None,
     )
     result = _run_guarded(run_train, cfg, out, resume=resume)
     if not result:  # a non-zero rank of a distributed run
         return
-    typer.echo(f"run written to {out}")
+    typer.echo(f"run directory: {out}")
     _print_json(result)
 
 
@@ -142,6 +186,8 @@ def evaluate(
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
 ) -> None:
     """Load a run's best weights and print its metrics on a split as JSON."""
+    _require_run(run)
+    _require_path(data)
     from mmlatch.training import evaluate_run
 
     _print_json(_run_guarded(evaluate_run, run, data, split, device))
@@ -181,9 +227,9 @@ def demo(
         typer.echo(f"training {name} on synthetic data ({epochs} epochs) -> {out / name}")
         cfg = _run_guarded(
             load_config, default_cfg, [f"data_args.n_train={n_train}"], model=name, epochs=epochs,
-            seed=seed, device=device, progress=sys.stderr.isatty(),
+            seed=seed, device=device, progress=True,
         )
-        results[name] = run_train(cfg, out / name)
+        results[name] = _run_guarded(run_train, cfg, out / name)
     metrics = list(results["baseline"]["test"])
     typer.echo("")
     typer.echo(f"test metrics, synthetic data, seed {seed}")
@@ -216,6 +262,7 @@ def data_inspect(
     max_len: Optional[int] = MAX_LEN_OPT,
 ) -> None:
     """Print format, splits, sizes, feature dims, lengths, labels and non-finite counts."""
+    _require_path(path)
     from mmlatch.data.inspect import describe_dataset, format_description
 
     ds = _load_for_cli(path, modalities, _data_args(fmt, on_nonfinite, folds, keep_sp, csd_modality, max_len))
@@ -239,6 +286,7 @@ def data_convert(
     max_len: Optional[int] = MAX_LEN_OPT,
 ) -> None:
     """Read any supported format once and write the project's own .npz format."""
+    _require_path(path)
     from mmlatch.data.convert import save_dataset
 
     ds = _load_for_cli(path, modalities, _data_args(fmt, on_nonfinite, folds, keep_sp, csd_modality, max_len))

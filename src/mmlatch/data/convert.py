@@ -31,7 +31,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -75,16 +74,12 @@ def save_dataset(ds: MultimodalDataset, path: str | os.PathLike[str]) -> Path:
         for m in ds.modalities:
             arrays[f"{sname}/{m}/features"] = s.features[m]
             arrays[f"{sname}/{m}/lengths"] = s.lengths[m]
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)  # type: ignore[arg-type]
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from mmlatch.files import atomic_write
+
+    with atomic_write(path, "wb") as f:
+        np.savez(f, **arrays)  # type: ignore[arg-type]
+        f.flush()
+        os.fsync(f.fileno())
     return path
 
 

@@ -29,7 +29,7 @@ def load_dataset(
     else:
         from mmlatch.data import readers
 
-        ds = readers.read_path(spec, **options)
+        ds = readers.read_path(spec, modalities=modalities, **options)
     if modalities:
         ds = ds.select_modalities(list(modalities))
     return ds

@@ -37,7 +37,11 @@ class TrainConfig:
         devices, num_nodes, strategy: Lightning's distributed settings (e.g. 2 devices with
             ``ddp``: one process per device; on CPU, processes with the gloo backend).
         threads: torch CPU threads (None: torch's default).
-        progress: show a progress bar.
+        progress: show progress: a progress bar on a terminal, else one line per epoch.
+        tensorboard: also log every epoch's row to ``OUT/tensorboard`` (Lightning's
+            TensorBoard logger; needs ``pip install 'mmlatch[tensorboard]'``).
+        keep_last: keep ``checkpoints/last.ckpt`` after the run finished (it is needed only
+            to resume an unfinished run; ``best.ckpt`` and ``model.safetensors`` stay).
     """
 
     model: str = "mmlatch"
@@ -61,16 +65,28 @@ class TrainConfig:
     strategy: str = "auto"
     threads: int | None = None
     progress: bool = True
+    tensorboard: bool = False
+    keep_last: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     def identity(self) -> dict[str, Any]:
-        """The settings that determine a run's results (not progress bars or thread counts)."""
-        d = self.to_dict()
-        for key in ("progress", "threads"):
+        """The settings that determine a run's results (not progress, logging, thread counts
+        or kept files); data paths compared resolved (see :meth:`resolved`)."""
+        d = self.resolved().to_dict()
+        for key in ("progress", "threads", "tensorboard", "keep_last"):
             d.pop(key)
         return d
+
+    def resolved(self) -> TrainConfig:
+        """A copy whose data path (and ``data_args.folds``) is absolute, resolved against the
+        working directory: what a run directory stores, so it works from anywhere."""
+        out = dataclasses.replace(self, data_args=dict(self.data_args))
+        out.data = absolute_path(self.data)
+        if isinstance(out.data_args.get("folds"), str):
+            out.data_args["folds"] = absolute_path(out.data_args["folds"])
+        return out
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], where: str = "config") -> TrainConfig:
@@ -116,6 +132,17 @@ class TrainConfig:
         need(isinstance(self.num_nodes, int) and self.num_nodes >= 1, "num_nodes", "a positive integer")
         need(isinstance(self.strategy, str) and bool(self.strategy), "strategy", "a Lightning strategy name")
         need(self.threads is None or (isinstance(self.threads, int) and self.threads >= 1), "threads", "a positive integer or null")
+        for key in ("progress", "tensorboard", "keep_last"):
+            need(isinstance(getattr(self, key), bool), key, "true or false")
+
+
+def absolute_path(value: str) -> str:
+    """``value`` as an absolute path (``~`` expanded); ``synthetic`` stays as it is."""
+    import os
+
+    if value == "synthetic" or not isinstance(value, str) or not value:
+        return value
+    return os.path.abspath(os.path.expanduser(value))
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:
@@ -155,8 +182,11 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file {str(p)!r} does not exist")
     try:
         values = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {str(p)!r} is not valid YAML: {exc}") from exc
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""
+        what = getattr(exc, "problem", None) or type(exc).__name__
+        raise ConfigError(f"config file {str(p)!r} is not valid YAML{at}: {what}") from None
     if values is None:
         return {}
     if not isinstance(values, dict):
@@ -177,4 +207,7 @@ def load_config(
 
 
 def save_config(cfg: TrainConfig, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    """Write ``cfg`` as YAML (atomically, mode from the umask)."""
+    from mmlatch.files import write_text
+
+    write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))

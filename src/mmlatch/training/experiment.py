@@ -48,10 +48,11 @@ TABLE_COLUMNS: list[tuple[str, str, float, int]] = [
 ]
 
 
-def table_note(headers: set[str]) -> str:
+def table_note(headers: set[str], spread: bool = True, best_rows: bool = True) -> str:
     """The footnote of a table showing the columns ``headers``: how to read each shown
-    column (the binary convention and the F1 definition of Acc2, F1, F1 (sklearn))."""
-    note = "Mean ± sample std over seeds."
+    column (the binary convention and the F1 definition of Acc2, F1, F1 (sklearn)).
+    ``spread``: rows are means over several seeds; ``best_rows``: best-of-N rows are shown."""
+    note = "Mean ± sample std over seeds." if spread else "One seed per run."
     if headers & {"Acc7", "Acc2", "F1", "F1 (sklearn)", "Acc"}:
         note += " Accuracies and F1 in %."
     if "Acc2" in headers:
@@ -70,7 +71,8 @@ def table_note(headers: set[str]) -> str:
                if sentiment else "f1_score(label, pred, average=\"weighted\")")
             + " (classes weighted by their label counts)."
         )
-    note += " \"Best of N\": the seed with the lowest test MAE, as the MMLatch paper reports it."
+    if best_rows:
+        note += " \"Best of N\": the seed with the lowest test MAE, as the MMLatch paper reports it."
     return note
 
 
@@ -298,22 +300,25 @@ def summary_table(results: pd.DataFrame, fmt: str = "md") -> str:
     if not cols:
         cols = [(k[5:], k[5:], 1.0, 3) for k in results if k.startswith("test_")]
     body: list[list[str]] = []
+    spread = best_rows = False  # what the footnote must explain
     for name, group in results.groupby("name", sort=False):
         n = len(group)
         cells = []
         for metric, _, scale, dec in cols:
             v = group[f"test_{metric}"].astype(float) * scale
-            std = v.std(ddof=1) if n > 1 else 0.0
-            cells.append(f"{v.mean():.{dec}f} ± {std:.{dec}f}")
-        body.append([f"{name} ({n} runs)", *cells])
+            # one seed: its value alone (no spread to show; "± 0.000" would claim one)
+            cells.append(f"{v.mean():.{dec}f} ± {v.std(ddof=1):.{dec}f}" if n > 1 else f"{v.iloc[0]:.{dec}f}")
+        spread |= n > 1
+        body.append([f"{name} ({n} runs)" if n > 1 else f"{name} (seed {int(group['seed'].iloc[0])})", *cells])
         if "test_mae" in group and n > 1:
+            best_rows = True
             best = group.loc[group["test_mae"].astype(float).idxmin()]
             body.append(
                 [f"{name}, best of {n} (seed {int(best['seed'])})"]
                 + [f"{float(best[f'test_{m}']) * s:.{d}f}" for m, _, s, d in cols]
             )
     header = ["Model", *(h for _, h, _, _ in cols)]
-    note = table_note({h for _, h, _, _ in cols})
+    note = table_note({h for _, h, _, _ in cols}, spread=spread, best_rows=bool(best_rows))
     if fmt == "csv":
         return pd.DataFrame(body, columns=header).to_csv(index=False)
     if fmt == "latex":
@@ -336,9 +341,9 @@ def summary_table(results: pd.DataFrame, fmt: str = "md") -> str:
 
 
 def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    from mmlatch.files import write_text
+
+    write_text(path, text)
 
 
 def write_outputs(exp: Experiment, out: Path, fmt: str = "md") -> pd.DataFrame:

@@ -19,26 +19,26 @@ import json
 import logging
 import math
 import os
-import tempfile
+import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save as save_safetensors
 from torch import nn
 
 from mmlatch.data import MultimodalDataset, TaskSpec, load_dataset
 from mmlatch.data.batching import make_loader
+from mmlatch.files import nan_to_none as _nan_to_none
+from mmlatch.files import write_bytes, write_json, write_text
 from mmlatch.metrics import compute_metrics
 from mmlatch.models import count_parameters, create_model, get_entry, model_arguments
-from mmlatch.training.config import TrainConfig, save_config
-from mmlatch.training.module import TaskModule
+from mmlatch.training.config import ConfigError, TrainConfig, save_config
 
 
 class RunError(RuntimeError):
@@ -54,40 +54,13 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically (temp file + rename); NaN becomes null."""
-    text = json.dumps(_nan_to_none(data), indent=2) + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_epoch_log(path: Path, history: list[dict[str, float]]) -> None:
-    """The per-epoch CSV (one row per epoch, epochs from 0), rewritten atomically."""
+    """The per-epoch CSV (one row per epoch, epochs counted from 1), rewritten atomically."""
     import pandas as pd
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     frame = pd.DataFrame(history)
-    frame.insert(0, "epoch", range(len(history)))
-    tmp = path.with_name(f".{path.name}.tmp")
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, path)
-
-
-def _nan_to_none(x: Any) -> Any:
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, dict):
-        return {k: _nan_to_none(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_nan_to_none(v) for v in x]
-    return x
+    frame.insert(0, "epoch", range(1, len(history) + 1))
+    write_text(path, frame.to_csv(index=False))
 
 
 def _quiet_lightning() -> None:
@@ -97,11 +70,21 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\).*")
 
 
-def load_data(cfg: TrainConfig, data: str | None = None) -> MultimodalDataset:
+def load_data(cfg: TrainConfig, data: str | None = None, run: str | None = None) -> MultimodalDataset:
     """The dataset a config names, or ``data`` instead (then without the config's reader
-    options, which belong to the config's own data)."""
+    options, which belong to the config's own data).
+
+    Args:
+        run: the run directory the config came from: when its data path is gone, the error
+            says so and that ``--data`` replaces it.
+    """
     if data and data != cfg.data:
         return load_dataset(data, modalities=cfg.modalities)
+    if run is not None and cfg.data != "synthetic" and not os.path.exists(cfg.data):
+        raise RunError(
+            f"{cfg.data}: no such file or directory; this data path comes from run {run!r} "
+            f"(its config.yaml): pass --data PATH to use the data where it is now"
+        )
     return load_dataset(cfg.data, modalities=cfg.modalities, **cfg.data_args)
 
 
@@ -111,7 +94,10 @@ def build_model(cfg: TrainConfig, dataset: MultimodalDataset) -> tuple[nn.Module
     if get_entry(cfg.model).topdown:
         args = {**cfg.topdown_args, **args}
     args["num_outputs"] = dataset.task.num_outputs
-    model = create_model(cfg.model, dataset.modality_dims, **args)
+    try:
+        model = create_model(cfg.model, dataset.modality_dims, **args)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(_model_setting_error(cfg, exc)) from None
     full_args = model_arguments(cfg.model)
     full_args.update({k: v for k, v in args.items() if v is not None})
     spec = {
@@ -121,6 +107,19 @@ def build_model(cfg: TrainConfig, dataset: MultimodalDataset) -> tuple[nn.Module
         "task": asdict(dataset.task),
     }
     return model, spec
+
+
+def _model_setting_error(cfg: TrainConfig, exc: Exception) -> str:
+    """A model builder's error (often PyTorch's, naming no setting) with the setting named."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    given = {f"model_args.{k}": v for k, v in cfg.model_args.items()}
+    if get_entry(cfg.model).topdown:
+        given.update({f"topdown_args.{k}": v for k, v in cfg.topdown_args.items() if k not in cfg.model_args})
+    named = [f"{k}={v!r}" for k, v in given.items() if repr(v) in text or str(v) in text.split()]
+    if len(named) == 1:
+        return f"{named[0]}: {text} (model {cfg.model!r})"
+    settings = ", ".join(f"{k}={v!r}" for k, v in given.items()) or "its defaults"
+    return f"model {cfg.model!r} cannot be built with {settings}: {text}"
 
 
 @torch.inference_mode()
@@ -150,9 +149,26 @@ def evaluate_model(
     return compute_metrics(dataset.task, pred, labels)
 
 
-def _finished_training(ckpt_path: Path, cfg: TrainConfig) -> bool:
-    """True when ``last.ckpt`` records a fit that already ended (max epochs or early stop)."""
-    state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+def _one_line(exc: BaseException) -> str:
+    """An exception as one short line: its type and the first line of its message."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def read_checkpoint(path: Path, hint: str = "") -> dict[str, Any]:
+    """A Lightning checkpoint, loaded with ``weights_only=True``; RunError naming the file
+    when it is truncated or not a checkpoint."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError ...
+        raise RunError(f"{path}: not a readable checkpoint ({_one_line(exc)}){hint}") from None
+    if not isinstance(state, dict) or "state_dict" not in state:
+        raise RunError(f"{path}: not a Lightning checkpoint (no state_dict){hint}")
+    return state
+
+
+def _finished_training(state: dict[str, Any], cfg: TrainConfig) -> bool:
+    """True when a ``last.ckpt`` state records a fit that already ended (max epochs or early stop)."""
     if int(state.get("epoch", -1)) + 1 >= cfg.epochs:
         return True
     for key, cb in state.get("callbacks", {}).items():
@@ -173,48 +189,131 @@ def _check_same_run(out: Path, cfg: TrainConfig) -> None:
         )
 
 
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training was interrupted (Ctrl-C / SIGINT); the message names the epoch and how to resume."""
+
+
+def _epoch_line(history: list[dict[str, float]], epochs: int, seconds: float) -> str:
+    """``epoch 3/12: train_loss 0.812, val_loss 0.790, val_mae 0.790 (4.1 s)``."""
+    row = history[-1]
+    shown = ["train_loss", "val_loss", *(k for k in ("val_mae", "val_acc", "val_f1") if k in row)]
+    values = ", ".join(f"{k} {row[k]:.4f}" for k in shown if k in row and row[k] is not None)
+    return f"epoch {len(history)}/{epochs}: {values} ({seconds:.1f} s)"
+
+
+def _progress_bar() -> Any:
+    """Lightning's progress bar, counting epochs from 1 like every file of the run."""
+    from lightning.pytorch.callbacks import TQDMProgressBar
+
+    class EpochFromOne(TQDMProgressBar):
+        def on_train_epoch_start(self, trainer: Any, *args: Any) -> None:
+            super().on_train_epoch_start(trainer, *args)
+            self.train_progress_bar.set_description(f"Epoch {trainer.current_epoch + 1}/{trainer.max_epochs}")
+
+    return EpochFromOne()
+
+
+def _tensorboard_logger(out: Path) -> Any:
+    """Lightning's TensorBoard logger writing to ``OUT/tensorboard`` (needs ``tensorboard``)."""
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    try:
+        return TensorBoardLogger(save_dir=str(out), name="tensorboard", version="", default_hp_metric=False)
+    except ModuleNotFoundError as exc:
+        raise RunError(f"tensorboard logging needs the tensorboard package: pip install 'mmlatch[tensorboard]' ({exc})") from None
+
+
+def _fresh_start(out: Path) -> None:
+    """Remove what a previous run in ``out`` left that a new run would not overwrite at once."""
+    for old in (out / "checkpoints").glob("*.ckpt") if (out / "checkpoints").is_dir() else []:
+        old.unlink()
+    (out / "metrics.json").unlink(missing_ok=True)
+
+
 def train(
     cfg: TrainConfig,
     out_dir: str | Path,
     *,
     resume: bool = True,
     evaluate_test: bool = True,
+    log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Train, select the best epoch on validation loss, evaluate valid and test, save all.
 
+    Says what it does through ``log`` (default: standard error): ``resuming from epoch k``,
+    ``already finished: nothing to do``, one line per epoch when there is no progress bar
+    (``cfg.progress`` and standard error is not a terminal), and on Ctrl-C raises
+    :class:`TrainingInterrupted` ("interrupted at epoch k; re-run the same command to resume").
+
     Args:
-        cfg: the run's settings.
-        out_dir: the run directory (created).
-        resume: continue from ``checkpoints/last.ckpt`` when the directory holds an
-            interrupted run with the same settings (same results as an uninterrupted run on
-            CPU); False starts afresh, overwriting.
+        cfg: the run's settings (a relative data path is stored resolved, see
+            :meth:`TrainConfig.resolved`).
+        out_dir: the run directory (created once the data is read and the model built, so a
+            command that fails on its input leaves no empty directory).
+        resume: a directory holding this run finished returns its ``metrics.json``; one
+            holding it interrupted continues from ``checkpoints/last.ckpt`` (same results as
+            an uninterrupted run on CPU); False starts afresh, overwriting. Another run's
+            directory is an error either way unless False.
         evaluate_test: also score the test split (hyperparameter search turns it off).
+        log: where the messages go.
     Returns:
         The content of ``metrics.json`` (an empty dict on non-zero DDP ranks).
     """
+    say = log or _stderr
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    cfg = cfg.resolved()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
     last = out / "checkpoints" / "last.ckpt"
-    resuming = resume and last.is_file() and (out / "config.yaml").is_file()
+    has_config = (out / "config.yaml").is_file()
+    if resume and has_config and (out / "metrics.json").is_file():
+        _check_same_run(out, cfg)
+        say(f"{out}: already finished: nothing to do (--no-resume trains it again)")
+        return json.loads((out / "metrics.json").read_text())
+    resuming = resume and last.is_file() and has_config
+    last_state: dict[str, Any] = {}
     if resuming:
         _check_same_run(out, cfg)
-    elif (out / "checkpoints").is_dir():
-        for old in (out / "checkpoints").glob("*.ckpt"):
-            old.unlink()
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    dataset = load_data(cfg)
+        last_state = read_checkpoint(last, "; delete it, or use --no-resume, to start the run afresh")
+    dataset = load_data(cfg)  # first: bad data is answered before Lightning is imported
+    import lightning as L  # seconds to import: only once the input is known to be good
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+    from mmlatch.training.module import TaskModule
+
+    L.seed_everything(cfg.seed, workers=True, verbose=False)  # readers use their own RNGs
     model, spec = build_model(cfg, dataset)
+    out.mkdir(parents=True, exist_ok=True)
+    if not resuming:
+        _fresh_start(out)
     save_config(cfg, out / "config.yaml")
     write_json(out / "model.json", spec)
+    write_json(out / "environment.json", environment(device))
 
     _quiet_lightning()
     module = TaskModule(
         model, dataset.task, cfg.lr, cfg.weight_decay, cfg.lr_factor, cfg.lr_patience, cfg.seed
     )
-    module.epoch_callback = lambda history: write_epoch_log(out / "log" / "metrics.csv", history)
+    bar = cfg.progress and sys.stderr.isatty()
+    lines = cfg.progress and not bar
+    tb = _tensorboard_logger(out) if cfg.tensorboard else None
+    epoch_start = [time.perf_counter()]
+
+    def after_epoch(history: list[dict[str, float]]) -> None:
+        write_epoch_log(out / "log" / "metrics.csv", history)
+        if tb is not None:
+            tb.log_metrics({k: v for k, v in history[-1].items() if v is not None and math.isfinite(v)}, step=len(history))
+            tb.save()
+        if lines:
+            say(_epoch_line(history, cfg.epochs, time.perf_counter() - epoch_start[0]))
+        epoch_start[0] = time.perf_counter()
+
+    module.epoch_callback = after_epoch
     ckpt = ModelCheckpoint(
         dirpath=out / "checkpoints", filename="best", monitor="val_loss", mode="min", save_last=True
     )
@@ -226,10 +325,11 @@ def train(
         devices=[int(device.split(":")[1])] if device.startswith("cuda:") else cfg.devices,
         num_nodes=cfg.num_nodes,
         strategy=cfg.strategy,
-        callbacks=[ckpt, EarlyStopping(monitor="val_loss", mode="min", patience=cfg.patience)],
+        callbacks=[ckpt, EarlyStopping(monitor="val_loss", mode="min", patience=cfg.patience)]
+        + ([_progress_bar()] if bar else []),
         logger=False,
         gradient_clip_val=cfg.grad_clip,
-        enable_progress_bar=cfg.progress,
+        enable_progress_bar=bar,
         enable_model_summary=False,
         num_sanity_val_steps=0,
         deterministic=not cuda,
@@ -240,26 +340,23 @@ def train(
     timing_file = out / "timing.json"
     previous = json.loads(timing_file.read_text())["seconds"] if resuming and timing_file.is_file() else 0.0
     start = time.perf_counter()
-    if resuming and _finished_training(last, cfg):
-        state = torch.load(last, map_location="cpu", weights_only=True)
-        module.on_load_checkpoint(state)
+    if resuming and _finished_training(last_state, cfg):
+        module.on_load_checkpoint(last_state)
         best_path = out / "checkpoints" / "best.ckpt"
     else:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", ".*does not have many workers.*")
-            warnings.filterwarnings("ignore", ".*number of training batches.*")
-            warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists and is not empty.*")
-            trainer.fit(module, train_loader, valid_loader, ckpt_path=str(last) if resuming else None)
+        if resuming:
+            say(f"{out}: resuming from epoch {int(last_state.get('epoch', -1)) + 2} (checkpoints/last.ckpt)")
+        _fit(trainer, module, train_loader, valid_loader, str(last) if resuming else None)
         if not trainer.is_global_zero:
             return {}
         best_path = Path(ckpt.best_model_path)
     seconds = previous + time.perf_counter() - start
 
     # The best weights: from the best checkpoint, loaded without a full unpickler.
-    state = torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"]
+    state = read_checkpoint(best_path)["state_dict"]
     weights = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
     model.load_state_dict(weights)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / "model.safetensors"))
+    write_bytes(out / "model.safetensors", save_safetensors({k: v.contiguous() for k, v in model.state_dict().items()}))
     if distributed:
         device = "cuda" if cuda else "cpu"  # final scoring runs in this one process
 
@@ -277,7 +374,97 @@ def train(
     }
     write_json(timing_file, {"seconds": seconds, "device": device})
     write_json(out / "metrics.json", result)
+    if not cfg.keep_last:
+        last.unlink(missing_ok=True)  # only an unfinished run needs it (to resume)
     return result
+
+
+def _fit(trainer: Any, module: Any, train_loader: Any, valid_loader: Any, ckpt_path: str | None) -> None:
+    """``trainer.fit``; Ctrl-C becomes :class:`TrainingInterrupted` naming the epoch (Lightning
+    catches KeyboardInterrupt and exits 1 without a word)."""
+    import signal
+    import threading
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    handler = signal.getsignal(signal.SIGINT) if main_thread else None
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", ".*does not have many workers.*")
+            warnings.filterwarnings("ignore", ".*number of training batches.*")
+            warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists and is not empty.*")
+            trainer.fit(module, train_loader, valid_loader, ckpt_path=ckpt_path)
+    except (KeyboardInterrupt, SystemExit) as exc:
+        if isinstance(exc, SystemExit) and not trainer.interrupted:
+            raise
+        raise TrainingInterrupted(
+            f"interrupted at epoch {trainer.current_epoch + 1}; re-run the same command to resume"
+        ) from None
+    finally:
+        if main_thread and handler is not None:
+            signal.signal(signal.SIGINT, handler)  # Lightning ignores SIGINT after an interrupt
+
+
+def environment(device: str) -> dict[str, Any]:
+    """What ran a run: package versions, the mmlatch source's git commit, the machine."""
+    import importlib.metadata
+    import platform
+    import socket
+    import subprocess
+
+    import mmlatch
+
+    versions = {}
+    for name in ("mmlatch", "torch", "lightning", "numpy", "scikit-learn", "scipy", "pandas", "safetensors", "h5py"):
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    source = Path(mmlatch.__file__).resolve().parent
+    commit, dirty = None, None
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+        ).stdout.strip() or None
+        if commit:
+            status = subprocess.run(
+                ["git", "-C", str(source), "status", "--porcelain", "--untracked-files=no"],
+                capture_output=True, text=True, timeout=10,
+            ).stdout
+            dirty = bool(status.strip())
+    except (OSError, subprocess.SubprocessError):
+        pass
+    info: dict[str, Any] = {
+        "python": platform.python_version(),
+        "packages": versions,
+        "git_commit": commit,
+        "git_dirty": dirty,
+        "source": str(source),
+        "host": socket.gethostname(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": device,
+    }
+    if device.startswith("cuda") and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(torch.device(device))
+        info["cuda"] = torch.version.cuda
+    return info
+
+
+def read_model_json(run_dir: str | Path) -> dict[str, Any]:
+    """A run's ``model.json``; RunError naming the file when absent or malformed."""
+    path = Path(run_dir) / "model.json"
+    if not path.is_file():
+        raise RunError(f"run directory {str(run_dir)!r} has no model.json: is it a finished run?")
+    try:
+        spec = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RunError(f"{path}: not valid JSON ({_one_line(exc)})") from None
+    missing = [k for k in ("model", "model_args", "modality_dims", "task") if not isinstance(spec, dict) or k not in spec]
+    if missing:
+        raise RunError(f"{path}: not a model description (missing {missing})")
+    return spec
 
 
 def load_run_model(run_dir: str | Path) -> tuple[nn.Module, dict[str, Any], TrainConfig]:
@@ -285,18 +472,64 @@ def load_run_model(run_dir: str | Path) -> tuple[nn.Module, dict[str, Any], Trai
 
     Returns:
         (model in eval mode, the ``model.json`` spec, the run's config).
+    Raises:
+        RunError: a missing or corrupt ``model.json``, ``model.safetensors`` or
+            ``config.yaml`` (the message names the file and what is wrong).
     """
-    from mmlatch.training.config import read_yaml
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from mmlatch.training.config import ConfigError, read_yaml
 
     run = Path(run_dir)
     for name in ("model.json", "model.safetensors", "config.yaml"):
         if not (run / name).is_file():
             raise RunError(f"run directory {str(run)!r} has no {name}: is it a finished run?")
-    spec = json.loads((run / "model.json").read_text())
-    cfg = TrainConfig.from_dict(read_yaml(run / "config.yaml"), where=str(run / "config.yaml"))
-    model = create_model(spec["model"], spec["modality_dims"], **spec["model_args"])
-    model.load_state_dict(load_file(str(run / "model.safetensors")))
+    spec = read_model_json(run)
+    cfg_file = run / "config.yaml"
+    try:
+        cfg = TrainConfig.from_dict(read_yaml(cfg_file), where=str(cfg_file))
+    except (ConfigError, TypeError) as exc:
+        raise RunError(f"{cfg_file}: not a readable run config ({_one_line(exc)})") from None
+    try:
+        model = create_model(spec["model"], spec["modality_dims"], **spec["model_args"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RunError(f"{run / 'model.json'}: the model cannot be rebuilt from it ({_one_line(exc)})") from None
+    weights_file = run / "model.safetensors"
+    try:
+        weights = load_file(str(weights_file))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise RunError(f"{weights_file}: not a readable safetensors file, truncated or corrupt ({_one_line(exc)})") from None
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as exc:
+        raise RunError(f"{weights_file}: weights do not fit the model of model.json ({_one_line(exc)})") from None
     return model.eval(), spec, cfg
+
+
+def check_task(dataset: MultimodalDataset, spec: dict[str, Any], run: str) -> None:
+    """RunError in words when the data's task is not the run's (labels of another kind)."""
+    ours = TaskSpec.from_dict(spec["task"])
+    theirs = dataset.task
+    if ours == theirs:
+        return
+    raise RunError(
+        f"data {dataset.name!r} is labelled for another task ({describe_task(theirs)}) than run {run!r} "
+        f"was trained for ({describe_task(ours)}), so its labels cannot be scored; "
+        f"`mmlatch predict` gives predictions without scoring"
+    )
+
+
+def describe_task(task: TaskSpec) -> str:
+    """A task in words: ``regression of sentiment in [-3, 3]``, ``classification into 2 classes (neg, pos)``."""
+    names = list(task.label_names or [])
+    shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
+    if task.kind == "classification":
+        return f"classification into {task.num_outputs} classes ({shown})"
+    if task.kind == "multilabel":
+        return f"{task.num_outputs} binary labels ({shown})"
+    where = f" in [{task.label_range[0]:g}, {task.label_range[1]:g}]" if task.label_range else ""
+    return f"regression of {shown if len(names) <= 4 else f'{len(names)} columns ({shown})'}{where}"
 
 
 def evaluate_run(
@@ -304,19 +537,24 @@ def evaluate_run(
 ) -> dict[str, float]:
     """Metrics of a finished run's best weights on ``split`` of its data (or ``data``)."""
     model, spec, cfg = load_run_model(run_dir)
-    dataset = load_data(cfg, data)
+    dataset = load_data(cfg, data, run=str(run_dir))
     if dataset.modality_dims != spec["modality_dims"]:
         raise RunError(
             f"data modalities {dataset.modality_dims} do not match the run's {spec['modality_dims']}"
         )
-    if TaskSpec.from_dict(spec["task"]) != dataset.task:
-        raise RunError(f"data task {dataset.task} does not match the run's {spec['task']}")
+    check_task(dataset, spec, str(run_dir))
     return evaluate_model(model, dataset, split, resolve_device(device))
 
 
 __all__ = [
     "RunError",
     "TaskSpec",
+    "TrainingInterrupted",
+    "check_task",
+    "describe_task",
+    "environment",
+    "read_checkpoint",
+    "read_model_json",
     "evaluate_model",
     "evaluate_run",
     "load_run_model",

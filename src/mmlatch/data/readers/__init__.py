@@ -106,6 +106,7 @@ def read_path(
     folds: str | os.PathLike[str] | Mapping[str, Sequence[str]] | None = None,
     keep_sp: bool = False,
     csd_modalities: Mapping[str, str] | None = None,
+    modalities: Sequence[str] | None = None,
     **options: Any,
 ) -> MultimodalDataset:
     """Read a dataset from ``path`` in any supported format.
@@ -119,6 +120,8 @@ def read_path(
         folds: .csd only: JSON file (or mapping) of split -> video ids.
         keep_sp: .csd only: keep "sp" pause tokens.
         csd_modalities: .csd only: root name or file stem -> text/audio/visual/labels/words/ignore.
+        modalities: the modalities the caller keeps (the caller selects them); MFN
+            directories warn about dropped modalities only when one of these is dropped.
         **options: format-specific extras: ``max_len`` (.csd).
     Returns:
         The validated dataset.
@@ -163,7 +166,7 @@ def read_path(
                 **options,
             )
         if fmt == "mfn":
-            return mfn.read_mfn(p, on_nonfinite=on_nonfinite)
+            return mfn.read_mfn(p, on_nonfinite=on_nonfinite, wanted=modalities)
         if fmt == "own":
             return convert.load_own(p)
         data = safe_load_pickle(p)

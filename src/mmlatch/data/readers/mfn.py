@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -174,12 +175,16 @@ def _modality_file(directory: Path, modality: str, split: str) -> Path | None:
     return None
 
 
-def read_mfn(path: str | os.PathLike[str], *, on_nonfinite: str = "zero") -> MultimodalDataset:
+def read_mfn(
+    path: str | os.PathLike[str], *, on_nonfinite: str = "zero", wanted: Sequence[str] | None = None
+) -> MultimodalDataset:
     """Read an MFN HDF5 directory.
 
     Args:
         path: a directory with ``y_<split>.h5`` and ``audio_/video_/text_..._emb`` files.
         on_nonfinite: ``"zero"`` (replace NaN/inf by 0, warn) or ``"error"``.
+        wanted: the modalities the caller will keep (None: all): dropping a modality outside
+            them is what the caller asked for, so it is not warned about.
     Returns:
         The dataset: (N, 20, F) float32 end-padded features, (N,) lengths per modality
         (equal across modalities), labels as inferred by :func:`infer_mfn_task`.
@@ -198,6 +203,8 @@ def read_mfn(path: str | os.PathLike[str], *, on_nonfinite: str = "zero") -> Mul
             f"{directory}: no modality has a file for every split "
             f"(looked for audio_<split>.h5, video_<split>.h5, text_<split>_emb.h5; partial: {partial})"
         )
+    if wanted is not None:
+        partial = {m: ss for m, ss in partial.items() if m in wanted}
     if partial:
         detail = "; ".join(f"{m} only in {ss}" for m, ss in partial.items())
         warnings.warn(
