@@ -143,17 +143,27 @@ def register(app: typer.Typer) -> None:
     @app.command("predict")
     def predict(
         run: Path = RUN_OPT,
-        data: str = typer.Option(..., "--data", help="A data file/directory in any readable format; labels optional."),
+        data: Optional[str] = typer.Option(None, "--data", help="A data file/directory in any readable format; labels optional."),
         out: Optional[Path] = typer.Option(None, "--out", help="CSV to write (default: print the CSV)."),
         split: Optional[str] = typer.Option(None, "--split", help="Only this split (default: every split in the file)."),
         fmt: Optional[str] = FORMAT_OPT,
         batch_size: int = typer.Option(64, "--batch-size", help="Samples per forward pass."),
         device: str = DEVICE_OPT,
+        media: Optional[Path] = typer.Option(None, "--media", help="Instead of --data: one audio/video file, extracted with the run's spec."),
+        transcript: Optional[str] = typer.Option(None, "--transcript", help="With --media: the words said (text or a text file)."),
+        words: Optional[Path] = typer.Option(None, "--words", help="With --media: word timings (CSV word,start,end or JSON)."),
     ) -> None:
-        """Predict every sample of a data file: CSV of ids, predictions (and mask means)."""
+        """Predict every sample of a data file (CSV of ids, predictions, mask means), or one media file (JSON)."""
         from mmlatch.analysis.predict import load_run, predict_file
 
         cli = _cli()
+        if (data is None) == (media is None and transcript is None):
+            cli._fail("give either --data FILE or --media FILE [--transcript TEXT]")
+        if data is None:
+            from mmlatch.cli.extract_cmds import predict_media_cmd
+
+            predict_media_cmd(run, media, transcript, words, device)
+            return
         predictor = cli._run_guarded(load_run, run, device)
         table = cli._run_guarded(predict_file, predictor, data, split, _reader(fmt), batch_size)
         if out is None:
