@@ -16,6 +16,7 @@ Methods, recorded per clip (``timing`` in the manifest):
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from pathlib import Path
@@ -70,12 +71,16 @@ def given_intervals(words: list[str], timings: list[tuple[str, float, float]], w
     return np.array([(s, e) for _, s, e in flat], dtype=np.float64).reshape(-1, 2)
 
 
-def _decoder(sample_rate: int, **kw: object):  # noqa: ANN202 - pocketsphinx type
+@functools.lru_cache(maxsize=4)
+def _decoder(sample_rate: int, align: bool):  # noqa: ANN202 - pocketsphinx type
+    """A pocketsphinx decoder (loading its model takes seconds: one per process and kind)."""
     try:
         from pocketsphinx import Decoder
     except ImportError as e:
         raise ExtractError("word timing needs pocketsphinx: pip install 'mmlatch[extract]'") from e
-    return Decoder(samprate=sample_rate, loglevel="FATAL", **kw)
+    if align:
+        return Decoder(samprate=sample_rate, loglevel="FATAL", bestpath=False)
+    return Decoder(samprate=sample_rate, loglevel="FATAL")
 
 
 def _pcm16(samples: np.ndarray) -> bytes:
@@ -98,7 +103,7 @@ def force_align(samples: np.ndarray, sample_rate: int, words: list[str]) -> np.n
     Raises:
         ClipError: a word the dictionary lacks, or no alignment found (the reason is kept).
     """
-    dec = _decoder(sample_rate, bestpath=False)
+    dec = _decoder(sample_rate, True)
     unknown = [w for w in words if dec.lookup_word(w) is None]
     if unknown:
         raise ClipError(f"not in the pocketsphinx dictionary: {', '.join(sorted(set(unknown))[:5])}")
@@ -117,7 +122,7 @@ def force_align(samples: np.ndarray, sample_rate: int, words: list[str]) -> np.n
 
 def recognise(samples: np.ndarray, sample_rate: int) -> tuple[list[str], np.ndarray]:
     """Transcribe with pocketsphinx's bundled en-us language model: words and (n, 2) intervals."""
-    dec = _decoder(sample_rate)
+    dec = _decoder(sample_rate, False)
     dec.start_utt()
     dec.process_raw(_pcm16(samples), full_utt=True)
     dec.end_utt()
