@@ -143,3 +143,8 @@ def test_mosi_transcripts_extract_and_train_text_only(shared_data, tmp_path):
     assert r.exit_code == 0, r.output
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert np.isfinite(metrics["test"]["mae"])
+    # a text-only run predicts from a transcript alone (no media needed)
+    r = _cli("predict", "--run", tmp_path / "run", "--transcript", "it was really good")
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.output[r.output.index("{"):])
+    assert np.isfinite(res["prediction"]) and res["words"] == ["it", "was", "really", "good"]

@@ -61,3 +61,20 @@ def test_spec_mismatch_is_refused_and_named():
     assert restrict(a, ["text"])["modalities"] == ["text"]
     with pytest.raises(ExtractError, match="unknown modality"):
         build_spec(["smell"])
+
+
+def test_proportional_timing_shares_detected_speech_by_letters():
+    pytest.importorskip("librosa")
+    from mmlatch.extract.timing import proportional
+
+    sr = 16000
+    t = np.arange(3 * sr) / sr
+    tone = (0.5 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    speech = ((t >= 0.5) & (t < 1.5)) | ((t >= 2.0) & (t < 2.5))  # 1.5 s of speech in two parts
+    iv = proportional(np.where(speech, tone, 0).astype(np.float32), sr, ["ab", "cdefg"])
+    # letters + 1: weights 3 and 6 of 9 -> 0.5 s and 1.0 s of speech time; the second word spans the pause
+    np.testing.assert_allclose(iv, [[0.5, 1.0], [1.0, 2.5]], atol=0.05)
+    from mmlatch.extract import ClipError
+
+    with pytest.raises(ClipError, match="no speech"):
+        proportional(np.zeros(sr, np.float32), sr, ["a"])

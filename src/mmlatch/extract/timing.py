@@ -88,8 +88,11 @@ def _pcm16(samples: np.ndarray) -> bytes:
 
 
 def _segments(decoder) -> list[tuple[str, float, float]]:  # noqa: ANN001
-    out = []
-    for seg in decoder.seg():
+    out: list[tuple[str, float, float]] = []
+    segs = decoder.seg()
+    if segs is None:  # the search ended without a path through the transcript
+        raise ClipError("pocketsphinx found no alignment path for the transcript")
+    for seg in segs:
         w = re.sub(r"\(\d+\)$", "", seg.word)
         if w in _FILLERS or w.startswith("[") or w.startswith("+"):
             continue
@@ -112,9 +115,13 @@ def force_align(samples: np.ndarray, sample_rate: int, words: list[str]) -> np.n
         dec.start_utt()
         dec.process_raw(_pcm16(samples), full_utt=True)
         dec.end_utt()
-        segs = _segments(dec)
-    except (RuntimeError, TypeError, ValueError) as e:
-        raise ClipError(f"pocketsphinx found no alignment ({e})") from e
+    except (RuntimeError, ValueError) as e:
+        try:
+            dec.end_utt()  # leave the shared decoder ready for the next clip
+        except RuntimeError:
+            pass
+        raise ClipError(f"pocketsphinx could not align: {e}") from e
+    segs = _segments(dec)
     if [w for w, _, _ in segs] != words:
         raise ClipError(f"pocketsphinx aligned {len(segs)} of {len(words)} words")
     return np.array([(s, e) for _, s, e in segs], dtype=np.float64).reshape(-1, 2)
@@ -126,7 +133,10 @@ def recognise(samples: np.ndarray, sample_rate: int) -> tuple[list[str], np.ndar
     dec.start_utt()
     dec.process_raw(_pcm16(samples), full_utt=True)
     dec.end_utt()
-    segs = _segments(dec)
+    try:
+        segs = _segments(dec)
+    except ClipError:
+        segs = []
     if not segs:
         raise ClipError("no words recognised in the audio (no transcript given)")
     return [w for w, _, _ in segs], np.array([(s, e) for _, s, e in segs], dtype=np.float64)
