@@ -218,7 +218,8 @@ def extract_dataset(
     extractor = Extractor(build_spec(["text"], embedding=embedding), vocabulary) if "text" in mods else None
     spec = build_spec(
         mods, embedding=embedding, text_identity=extractor.vectors.identity if extractor else None,
-        text_dim=extractor.vectors.dim if extractor else None, **(spec_options or {}),
+        text_dim=extractor.vectors.dim if extractor else None,
+        timing="pocketsphinx" if has_media and mods != ["text"] else "none", **(spec_options or {}),
     )
     folder = parts_dir(out)
     spec_file = folder / "spec.json"
