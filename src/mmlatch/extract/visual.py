@@ -18,6 +18,7 @@ corners) so they do not depend on image size. Columns (``VISUAL_FEATURES``):
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from pathlib import Path
 
@@ -44,6 +45,14 @@ def _predictor_path() -> Path:
     return path
 
 
+@functools.lru_cache(maxsize=1)
+def _dlib_models():  # noqa: ANN202 - dlib types
+    """dlib's detector and 68-point predictor, loaded once per process (seconds, 100 MB)."""
+    import dlib
+
+    return dlib.get_frontal_face_detector(), dlib.shape_predictor(str(_predictor_path()))
+
+
 class FaceGeometry:
     """dlib face detector + 68-landmark predictor, loaded once (about 2 s, 100 MB).
 
@@ -56,10 +65,9 @@ class FaceGeometry:
             import dlib
         except ImportError as e:
             raise ExtractError("visual features need dlib-bin: pip install 'mmlatch[extract]'") from e
-        self.detector = dlib.get_frontal_face_detector()
-        self.predictor = dlib.shape_predictor(str(_predictor_path()))
+        del dlib
+        self.detector, self.predictor = _dlib_models()
         self.upsample = upsample
-        self._dlib = dlib
 
     def landmarks(self, frame: np.ndarray) -> np.ndarray | None:
         """(68, 2) landmark pixel coordinates (x, y) of the largest face, or None."""
