@@ -149,22 +149,20 @@ def register(app: typer.Typer) -> None:
         fmt: Optional[str] = FORMAT_OPT,
         batch_size: int = typer.Option(64, "--batch-size", help="Samples per forward pass."),
         device: str = DEVICE_OPT,
-        media: Optional[Path] = typer.Option(None, "--media", help="Instead of --data: one audio/video file, extracted with the run's spec."),
-        transcript: Optional[str] = typer.Option(None, "--transcript", help="With --media: the words said (text or a text file)."),
+        media: Optional[Path] = typer.Option(None, "--media", help="Instead of --data: one audio/video file, extracted with the run's spec (prints JSON)."),
+        transcript: Optional[str] = typer.Option(None, "--transcript", help="With --media: the words said (text or a text file); alone for a text-only run."),
         words: Optional[Path] = typer.Option(None, "--words", help="With --media: word timings (CSV word,start,end or JSON)."),
     ) -> None:
-        """Predict every sample of a data file (CSV of ids, predictions, mask means), or one media file (JSON)."""
+        """Predict every sample of a data file: CSV of ids, predictions (and mask means)."""
         from mmlatch.analysis.predict import load_run, predict_file
 
         cli = _cli()
-        if (data is None) == (media is None and transcript is None):
-            cli._fail("give either --data FILE or --media FILE [--transcript TEXT]")
-        if data is None:
+        predictor = cli._run_guarded(load_run, run, device)
+        if data is None or media is not None or transcript is not None:  # one clip from raw media
             from mmlatch.cli.extract_cmds import predict_media_cmd
 
-            predict_media_cmd(run, media, transcript, words, device)
+            predict_media_cmd(predictor, data, media, transcript, words)
             return
-        predictor = cli._run_guarded(load_run, run, device)
         table = cli._run_guarded(predict_file, predictor, data, split, _reader(fmt), batch_size)
         if out is None:
             typer.echo(table.to_csv(index=False), nl=False)

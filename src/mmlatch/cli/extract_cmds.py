@@ -126,16 +126,20 @@ def register(app: typer.Typer) -> None:
                    + (f", fallback because {status['fallback_reason']}" if "fallback_reason" in status else "") + ")")
 
 
-def predict_media_cmd(run: Path, media: Optional[Path], transcript: Optional[str], words: Optional[Path], device: str) -> None:
+def predict_media_cmd(
+    predictor: Any, data: Optional[str], media: Optional[Path], transcript: Optional[str], words: Optional[Path]
+) -> None:
     """``mmlatch predict --media``: prints JSON (prediction, mask means, words, timing)."""
     from mmlatch.analysis.media import predict_media
-    from mmlatch.analysis.predict import load_run
     from mmlatch.extract.timing import read_word_timings
 
     cli = _cli()
+    if data is not None:
+        cli._fail("give either --data FILE or --media FILE [--transcript TEXT], not both")
+    if media is None and transcript is None and words is None:
+        cli._fail("give --data FILE, or --media FILE [--transcript TEXT] (a text-only run: --transcript alone)")
     if media is not None and not media.is_file():
         cli._fail(f"--media {media}: no such file")
-    predictor = cli._run_guarded(load_run, run, device)
     timings = cli._run_guarded(read_word_timings, words) if words else None
     cli._print_json(cli._run_guarded(predict_media, predictor, media, read_transcript(transcript), timings))
 
