@@ -78,3 +78,31 @@ def test_proportional_timing_shares_detected_speech_by_letters():
 
     with pytest.raises(ClipError, match="no speech"):
         proportional(np.zeros(sr, np.float32), sr, ["a"])
+
+
+def test_word_timings_csv_json_textgrid(tmp_path):
+    import json
+
+    from mmlatch.extract.timing import given_intervals, read_word_timings
+
+    (tmp_path / "w.csv").write_text("word,start,end\nIt's,0.1,0.4\ngood,0.4,0.9\n")
+    (tmp_path / "w.json").write_text(json.dumps([{"word": "it's", "start": 0.1, "end": 0.4}, ["good", 0.4, 0.9]]))
+    (tmp_path / "w.TextGrid").write_text(
+        'File type = "ooTextFile"\nObject class = "TextGrid"\nxmin = 0\nxmax = 1\ntiers? <exists>\nsize = 2\nitem []:\n'
+        '    item [1]:\n        class = "IntervalTier"\n        name = "phones"\n        xmin = 0\n        xmax = 1\n'
+        '        intervals: size = 1\n        intervals [1]:\n            xmin = 0\n            xmax = 1\n            text = "AH"\n'
+        '    item [2]:\n        class = "IntervalTier"\n        name = "words"\n        xmin = 0\n        xmax = 1\n'
+        '        intervals: size = 3\n        intervals [1]:\n            xmin = 0\n            xmax = 0.1\n            text = ""\n'
+        '        intervals [2]:\n            xmin = 0.1\n            xmax = 0.4\n            text = "it\'s"\n'
+        '        intervals [3]:\n            xmin = 0.4\n            xmax = 0.9\n            text = "good"\n'
+    )
+    for name in ("w.csv", "w.json", "w.TextGrid"):
+        rows = read_word_timings(tmp_path / name)
+        np.testing.assert_allclose(given_intervals(["it's", "good"], rows, name), [[0.1, 0.4], [0.4, 0.9]])
+    (tmp_path / "bad.csv").write_text("token,begin\nx,0\n")
+    with pytest.raises(ExtractError, match="missing column"):
+        read_word_timings(tmp_path / "bad.csv")
+    from mmlatch.extract import ClipError
+
+    with pytest.raises(ClipError, match="do not match"):
+        given_intervals(["bad"], read_word_timings(tmp_path / "w.csv"), "clip")

@@ -2,8 +2,9 @@
 
 Methods, recorded per clip (``timing`` in the manifest):
 
-- ``given``: the user's timings (``--words FILE``: CSV with ``word,start,end`` columns, or
-  JSON ``[{"word", "start", "end"}, ...]``; seconds from the clip's start);
+- ``given``: the user's timings (``--words FILE``: CSV with ``word,start,end`` columns,
+  JSON ``[{"word", "start", "end"}, ...]``, or a Praat TextGrid (a ``words`` tier, e.g. from
+  the Montreal Forced Aligner); seconds from the clip's start);
 - ``pocketsphinx``: forced alignment of the known transcript with pocketsphinx 5's bundled
   en-us acoustic model and dictionary;
 - ``proportional``: the fallback when alignment fails (a word outside the dictionary, or
@@ -36,7 +37,9 @@ def read_word_timings(path: Path) -> list[tuple[str, float, float]]:
         raise ExtractError(f"word timings {path}: no such file")
     rows: list[tuple[str, float, float]] = []
     try:
-        if path.suffix.lower() == ".json":
+        if path.suffix.lower() == ".textgrid":
+            rows = _read_textgrid(path)
+        elif path.suffix.lower() == ".json":
             data = json.loads(path.read_text())
             for i, item in enumerate(data):
                 w, s, e = (item["word"], item["start"], item["end"]) if isinstance(item, dict) else item
@@ -56,6 +59,25 @@ def read_word_timings(path: Path) -> list[tuple[str, float, float]]:
     for w, s, e in rows:
         if not (np.isfinite(s) and np.isfinite(e) and 0 <= s <= e):
             raise ExtractError(f"word timings {path}: word {w!r} has start {s}, end {e} (need 0 <= start <= end)")
+    return rows
+
+
+_SILENCES = {"", "sp", "sil", "<sil>", "spn"}
+
+
+def _read_textgrid(path: Path) -> list[tuple[str, float, float]]:
+    """Word intervals of a Praat TextGrid (long text format): the tier named ``words`` (else the
+    first interval tier); empty and silence labels (``sp``, ``sil``) are skipped."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    tiers = re.split(r"\n\s*item\s*\[\d+\]:", text)[1:]
+    if not tiers:
+        raise ValueError("no tiers found (long text format expected)")
+    names = [re.search(r'name\s*=\s*"([^"]*)"', t) for t in tiers]
+    chosen = next((t for t, n in zip(tiers, names) if n and n.group(1).lower() == "words"), tiers[0])
+    rows = []
+    for lo, hi, label in re.findall(r'xmin\s*=\s*([-\d.eE+]+)\s*xmax\s*=\s*([-\d.eE+]+)\s*text\s*=\s*"([^"]*)"', chosen):
+        if label.strip().lower() not in _SILENCES:
+            rows.append((label.strip(), float(lo), float(hi)))
     return rows
 
 
