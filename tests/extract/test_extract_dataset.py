@@ -148,3 +148,12 @@ def test_mosi_transcripts_extract_and_train_text_only(shared_data, tmp_path):
     assert r.exit_code == 0, r.output
     res = json.loads(r.output[r.output.index("{"):])
     assert np.isfinite(res["prediction"]) and res["words"] == ["it", "was", "really", "good"]
+    # the run's own extracted file predicts; the same clips with other 50-d vectors are refused
+    r = _cli("predict", "--run", tmp_path / "run", "--data", out, "--split", "test")
+    assert r.exit_code == 0, r.output
+    vec = tmp_path / "other50.txt"
+    vec.write_text("".join(f"{w} " + " ".join(["0.1"] * 50) + "\n" for w in ("the", "it", "was", "good")))
+    other = tmp_path / "other.npz"
+    assert _cli("extract", "--manifest", csv, "--out", other, "--embeddings", vec, "--no-progress").exit_code == 0
+    r = _cli("predict", "--run", tmp_path / "run", "--data", other)
+    assert r.exit_code == 2 and "another extraction spec" in r.output, r.output

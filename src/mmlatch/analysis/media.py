@@ -98,3 +98,38 @@ def predict_media(
     if out.mask_means is not None:
         result["mask_means"] = {k: float(np.asarray(v).reshape(-1)[0]) for k, v in out.mask_means.items()}
     return result
+
+
+def check_data_spec(predictor: RunPredictor, path: str) -> None:
+    """Refuse an extracted dataset file whose spec differs from the run's training data.
+
+    Only the own ``.npz`` format carries a spec; other files are left to the readers' checks.
+
+    Raises:
+        ExtractError: one side was made by ``mmlatch extract`` and the other not, or the specs
+            differ in a setting that changes feature values.
+    """
+    import json
+    import zipfile
+
+    from mmlatch.data.convert import META_KEY, is_own_file
+
+    if not is_own_file(path):
+        return
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z[META_KEY]))
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        return  # the reader reports a broken file with its own message
+    data_spec, run_spec = meta.get("extraction"), predictor.spec.get("extraction")
+    where = f"run {predictor.path}"
+    if data_spec is None and run_spec is None:
+        return
+    if data_spec is None or run_spec is None:
+        made, other = ("this run", path) if run_spec is not None else (path, "this run")
+        raise ExtractError(
+            f"{path}: {made} was made from `mmlatch extract` features but {other} was not; "
+            f"a model predicts only features made the way it was trained ({where})"
+        )
+    mods = [m for m in predictor.modalities if m in data_spec.get("modalities", [])]
+    check_compatible(restrict(run_spec, mods), restrict(data_spec, mods), f"{where} (data {path})")

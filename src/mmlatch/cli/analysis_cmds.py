@@ -163,6 +163,9 @@ def register(app: typer.Typer) -> None:
 
             predict_media_cmd(predictor, data, media, transcript, words)
             return
+        from mmlatch.analysis.media import check_data_spec
+
+        cli._run_guarded(check_data_spec, predictor, data)
         table = cli._run_guarded(predict_file, predictor, data, split, _reader(fmt), batch_size)
         if out is None:
             typer.echo(table.to_csv(index=False), nl=False)
