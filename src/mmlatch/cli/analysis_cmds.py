@@ -149,12 +149,15 @@ def register(app: typer.Typer) -> None:
     @app.command("predict")
     def predict(
         run: Path = RUN_OPT,
-        data: str = typer.Option(..., "--data", help="A data file/directory in any readable format; labels optional."),
+        data: Optional[str] = typer.Option(None, "--data", help="A data file/directory in any readable format; labels optional."),
         out: Optional[Path] = typer.Option(None, "--out", help="CSV to write (default: print the CSV)."),
         split: Optional[str] = typer.Option(None, "--split", help="Only this split (default: every split in the file)."),
         fmt: Optional[str] = FORMAT_OPT,
         batch_size: int = typer.Option(64, "--batch-size", help="Samples per forward pass."),
         device: str = DEVICE_OPT,
+        media: Optional[Path] = typer.Option(None, "--media", help="Instead of --data: one audio/video file, extracted with the run's spec (prints JSON)."),
+        transcript: Optional[str] = typer.Option(None, "--transcript", help="With --media: the words said (text or a text file); alone for a text-only run."),
+        words: Optional[Path] = typer.Option(None, "--words", help="With --media: word timings (CSV word,start,end or JSON)."),
     ) -> None:
         """Predict every sample of a data file: CSV of ids, predictions (and mask means)."""
         cli = _cli()
@@ -163,6 +166,14 @@ def register(app: typer.Typer) -> None:
         from mmlatch.analysis.predict import load_run, predict_file
 
         predictor = cli._run_guarded(load_run, run, device)
+        if data is None or media is not None or transcript is not None:  # one clip from raw media
+            from mmlatch.cli.extract_cmds import predict_media_cmd
+
+            predict_media_cmd(predictor, data, media, transcript, words)
+            return
+        from mmlatch.analysis.media import check_data_spec
+
+        cli._run_guarded(check_data_spec, predictor, data)
         table = cli._run_guarded(predict_file, predictor, data, split, _reader(fmt), batch_size)
         if out is None:
             typer.echo(table.to_csv(index=False), nl=False)

@@ -21,7 +21,8 @@ entry                              dtype / shape                meaning
 Metadata JSON: ``{"format": "mmlatch-dataset", "version": 1, "name", "source",
 "splits": [...], "modalities": [...] (model order), "task": {"kind", "num_outputs",
 "label_names", "label_range"}, "feature_names": {modality: [...]}, "nonfinite":
-{split: {modality: count}}}``; ``source`` is where the data was first read from.
+{split: {modality: count}}}`` and, for data made by ``mmlatch extract``, ``"extraction"``
+(the extraction spec); ``source`` is where the data was first read from.
 
 Writing is atomic: a temporary file in the target's directory, then ``os.replace``.
 """
@@ -67,6 +68,8 @@ def save_dataset(ds: MultimodalDataset, path: str | os.PathLike[str]) -> Path:
         "feature_names": {m: list(v) for m, v in ds.feature_names.items()},
         "nonfinite": ds.nonfinite,
     }
+    if ds.extraction is not None:
+        meta["extraction"] = ds.extraction
     arrays: dict[str, np.ndarray] = {META_KEY: np.array(json.dumps(meta))}
     for sname, s in ds.splits.items():
         arrays[f"{sname}/labels"] = s.labels
@@ -156,6 +159,7 @@ def load_own(path: str | os.PathLike[str]) -> MultimodalDataset:
         feature_names={m: list(v) for m, v in dict(meta.get("feature_names") or {}).items()},
         source=f"own:{path}",
         nonfinite={s: dict(v) for s, v in dict(meta.get("nonfinite") or {}).items()},
+        extraction=meta.get("extraction"),
     )
 
 

@@ -99,6 +99,8 @@ class MultimodalDataset:
     source: str = ""
     #: split -> modality -> number of non-finite feature values found (and replaced) on load
     nonfinite: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: the extraction spec of features made by ``mmlatch extract`` (None for other sources)
+    extraction: dict | None = None
 
     def __post_init__(self) -> None:
         if not self.splits:
@@ -142,7 +144,7 @@ class MultimodalDataset:
             for name, s in self.splits.items()
         }
         names = {m: v for m, v in self.feature_names.items() if m in modalities}
-        return MultimodalDataset(self.name, splits, self.task, names, self.source, self.nonfinite)
+        return MultimodalDataset(self.name, splits, self.task, names, self.source, self.nonfinite, self.extraction)
 
     def validate(self) -> None:
         """Check shapes, dtypes, lengths and labels of every split; raise DataError."""

@@ -106,6 +106,8 @@ def build_model(cfg: TrainConfig, dataset: MultimodalDataset) -> tuple[nn.Module
         "modality_dims": dataset.modality_dims,
         "task": asdict(dataset.task),
     }
+    if dataset.extraction is not None:  # features from `mmlatch extract`: predict --media re-extracts with it
+        spec["extraction"] = dataset.extraction
     return model, spec
 
 

