@@ -35,8 +35,10 @@ from torch import nn
 
 from mmlatch.data import MultimodalDataset, TaskSpec, load_dataset
 from mmlatch.data.batching import make_loader
+from mmlatch.data.standardize import FeatureStats, fit_feature_stats
 from mmlatch.metrics import compute_metrics
 from mmlatch.models import count_parameters, create_model, get_entry, model_arguments
+from mmlatch.modules.standardize import Standardized
 from mmlatch.training.config import TrainConfig, save_config
 from mmlatch.training.module import TaskModule
 
@@ -120,7 +122,16 @@ def build_model(cfg: TrainConfig, dataset: MultimodalDataset) -> tuple[nn.Module
         "modality_dims": dataset.modality_dims,
         "task": asdict(dataset.task),
     }
+    if cfg.standardize:  # training-split statistics, stored with the run and applied in the model
+        spec["standardize"] = fit_feature_stats(dataset.split("train")).to_dict()
+        model = _standardized(model, spec)
     return model, spec
+
+
+def _standardized(model: nn.Module, spec: dict[str, Any]) -> nn.Module:
+    """``model`` behind the run's stored standardisation (``spec["standardize"]``)."""
+    stats = FeatureStats.from_dict(spec["standardize"], where="model.json: standardize")
+    return Standardized(model, stats.mean, stats.std)
 
 
 @torch.inference_mode()
@@ -295,6 +306,8 @@ def load_run_model(run_dir: str | Path) -> tuple[nn.Module, dict[str, Any], Trai
     spec = json.loads((run / "model.json").read_text())
     cfg = TrainConfig.from_dict(read_yaml(run / "config.yaml"), where=str(run / "config.yaml"))
     model = create_model(spec["model"], spec["modality_dims"], **spec["model_args"])
+    if spec.get("standardize") is not None:
+        model = _standardized(model, spec)
     model.load_state_dict(load_file(str(run / "model.safetensors")))
     return model.eval(), spec, cfg
 
