@@ -56,7 +56,9 @@ class HCTMG(nn.Module):
       moving average of the batch-mean weights (buffer ``gate_ema``, ``momentum``) is kept.
       In evaluation the ranking comes from ``gate_ema`` only, so a sample's prediction never
       depends on the rest of its batch. A freshly built model (uniform ``gate_ema``) ranks
-      ties in modality order.
+      ties in modality order. ``primary`` fixes the primary modality instead (the paper's
+      "manual choice"); the gate then only orders the auxiliaries and mixes the unimodal
+      predictions. ``extras["primary"]`` says which primary a forward pass used.
     * **Hierarchical fusion**: the primary sequence is the query; stage 1 is a crossmodal
       transformer (MulT's layer: pre-LN, FFN 4d) attending the stronger auxiliary (higher
       weight), stage 2 one attending the other auxiliary with stage 1's output as the query
@@ -88,6 +90,7 @@ class HCTMG(nn.Module):
         aux_weight: weight of each unimodal head's task loss.
         gate_weight: weight of the gate's KL loss.
         gate_tau: temperature of the gate's target.
+        primary: a fixed primary modality (None: chosen by the gate).
     """
 
     def __init__(
