@@ -75,8 +75,9 @@ def crossmodal_paths(model: nn.Module) -> list[tuple[str, str, nn.Module, nn.Mod
             return [(order[0], "+".join(order[1:]), m.encoders[order[0]], m.stages[-1])]
         if isinstance(m, MulT):
             return [(t, s, m.projections[t], enc) for t, stacks in m.encoders.items() for s, enc in stacks.items()]
+    inner = getattr(model, "inner", model)  # behind a standardisation wrapper
     raise AnalysisError(
-        f"model {type(model).__name__} has no crossmodal attention paths this analysis reads "
+        f"model {type(inner).__name__} has no crossmodal attention paths this analysis reads "
         "(HCT-MG or MulT models: hctmg, hctmg-mmlatch, mult, mult-mmlatch)"
     )
 
@@ -139,7 +140,8 @@ def latent_table(
 ) -> pd.DataFrame:
     """Per run, crossmodal path and group: probe errors before/after and flip shares
     (module docstring). ``reference`` (default: the first run with unimodal predictions)
-    groups the samples.
+    groups the samples. Runs without crossmodal attention (e.g. the baseline) are left out;
+    if no run has any, AnalysisError.
 
     Returns:
         Columns :data:`COLUMNS`.
@@ -158,8 +160,18 @@ def latent_table(
         raise AnalysisError("no run gives unimodal predictions to group the samples; pass --reference HCTMG_RUN")
     ref_out = collect_outputs(ref.model, ref.dataset.split(split), batch_size, device)
     groups = dict(zip(ref_out.ids, incongruent_mask(ref_out.unimodal, sign_centre(ref.dataset)).tolist()))
-    rows = []
+    readable = []
     for run, label in zip(loaded, run_labels(runs)):
+        try:
+            crossmodal_paths(run.model)
+            readable.append((run, label))
+        except AnalysisError:
+            if len(loaded) == 1:
+                raise
+    if not readable:  # runs without crossmodal attention (e.g. the baseline) are left out
+        crossmodal_paths(loaded[0].model)
+    rows = []
+    for run, label in readable:
         centre = sign_centre(run.dataset)
         fit = pooled_paths(run, "train", batch_size, device)
         ev = pooled_paths(run, split, batch_size, device)
