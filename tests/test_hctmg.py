@@ -162,3 +162,36 @@ def test_cli_training_logs_gate_weights_and_primary(tmp_path: Path) -> None:
         gates = [float(v) for k, v in row.items() if k.startswith("gate_") and v]
         assert len(gates) >= 2 and sum(gates) == pytest.approx(1.0, abs=1e-4)
         assert row["primary"] != ""
+
+
+def test_fixed_primary_overrides_the_gate_in_training_and_evaluation() -> None:
+    model = _model(primary="audio").train()
+    gate = torch.tensor([[0.1, 0.2, 0.7]])  # the gate ranks visual > audio > text
+    assert model.fusion_order(gate) == ["audio", "visual", "text"]  # auxiliaries keep the gate's order
+    model.eval()
+    model.gate_ema.copy_(torch.tensor([0.6, 0.1, 0.3]))
+    assert model.fusion_order(gate) == ["audio", "text", "visual"]
+    feats, lens = _batch([4, 3])
+    with torch.no_grad():
+        out = model(feats, lens)
+    assert out.extras["primary"].tolist() == [1, 1]
+    free = _model().eval()
+    free.load_state_dict(model.state_dict())
+    free.gate_ema.copy_(torch.tensor([0.3, 0.6, 0.1]))  # the gate now ranks audio, text, visual too
+    with torch.no_grad():
+        assert torch.allclose(free(feats, lens).prediction, out.prediction, atol=1e-6)
+    with pytest.raises(ValueError, match="primary modality 'face'"):
+        _model(primary="face")
+
+
+def test_cli_fixed_primary_is_logged(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["train", "--data", "synthetic", "--model", "hctmg", "--epochs", "1", "--out", str(out), "--no-progress"]
+    for item in ["data_args.n_train=32", "data_args.n_valid=16", "data_args.n_test=16", "data_args.max_len=8",
+                 "model_args.hidden=8", "model_args.encoder_layers=1", "model_args.fusion_layers=1",
+                 "model_args.primary=visual", "batch_size=16", "threads=1"]:
+        args += ["--set", item]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    row = next(csv.DictReader((out / "log" / "metrics.csv").open()))
+    assert row["primary"] == "2.0" and float(row["primary_share"]) == 1.0

@@ -193,3 +193,22 @@ def test_topdown_args_reach_topdown_models_only() -> None:
     assert build_model(cfg, data)[0].stage1_grad is False  # model_args win
     baseline, spec = build_model(TrainConfig(model="baseline", topdown_args={"stage1_grad": True}), data)
     assert "stage1_grad" not in spec["model_args"]
+
+
+def test_synthetic_clean_modality_is_the_strongest_and_leaves_the_rest_unchanged() -> None:
+    from mmlatch.data.dataset import DataError
+
+    def r2(split, modality: str, group: slice) -> float:  # least squares from step-mean A features to s
+        x = split.features[modality][:, :, group].sum(1) / split.lengths[modality][:, None]
+        design = np.c_[x, np.ones(len(x))]
+        w = np.linalg.lstsq(design, split.labels[:, 0], rcond=None)[0]
+        return 1 - float(((design @ w - split.labels[:, 0]) ** 2).mean() / split.labels[:, 0].var())
+
+    plain = make_synthetic(n_train=300, n_valid=5, n_test=5, seed=2).split("train")
+    clean = make_synthetic(n_train=300, n_valid=5, n_test=5, seed=2, clean_modality="visual").split("train")
+    assert r2(clean, "visual", slice(0, 8)) > 0.9 > 0.6 > r2(plain, "visual", slice(0, 8))
+    assert np.array_equal(plain.features["audio"], clean.features["audio"])
+    assert np.array_equal(plain.features["text"], clean.features["text"])
+    assert np.array_equal(plain.features["visual"][:, :, 8:], clean.features["visual"][:, :, 8:])
+    with pytest.raises(DataError, match="clean_modality"):
+        make_synthetic(n_train=5, n_valid=5, n_test=5, clean_modality="text")

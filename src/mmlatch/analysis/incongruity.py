@@ -85,10 +85,12 @@ def incongruity_table(
     batch_size: int = BATCH_SIZE,
     device: str = "cpu",
 ) -> pd.DataFrame:
-    """Per run and group (congruent, incongruent, all): samples and MAE (module docstring).
+    """Per run and group (congruent, incongruent, all): samples, MAE and accuracy (module
+    docstring; ``acc``: share of predictions on the label's side of the centre, the ``>= c``
+    convention).
 
     Returns:
-        Columns ``run, model, group, n, mae``.
+        Columns ``run, model, group, n, mae, acc``.
     """
     if not runs:
         raise AnalysisError("no run given")
@@ -112,8 +114,9 @@ def incongruity_table(
                     f"(e.g. {missing[:3]}): both must use the same data"
                 )
             incongruent = np.array([ref_groups[i] for i in outputs.ids], dtype=bool)
-        sign_centre(run.dataset)  # the task check, also for runs grouped by a reference
+        centre = sign_centre(run.dataset)  # also the task check for runs grouped by a reference
         error = np.abs(outputs.prediction[:, 0].astype(np.float64) - outputs.labels[:, 0])
+        right = (outputs.prediction[:, 0] >= centre) == (outputs.labels[:, 0] >= centre)  # same side as the label
         for group, select in zip(GROUPS, (~incongruent, incongruent, np.ones_like(incongruent))):
             rows.append({
                 "run": label,
@@ -121,8 +124,9 @@ def incongruity_table(
                 "group": group,
                 "n": int(select.sum()),
                 "mae": float(error[select].mean()) if select.any() else float("nan"),
+                "acc": float(right[select].mean()) if select.any() else float("nan"),
             })
-    return pd.DataFrame(rows, columns=["run", "model", "group", "n", "mae"])
+    return pd.DataFrame(rows, columns=["run", "model", "group", "n", "mae", "acc"])
 
 
 def plot_incongruity(table: pd.DataFrame, png: str | Path) -> tuple[Path, Path]:

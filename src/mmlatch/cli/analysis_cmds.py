@@ -87,6 +87,7 @@ def register(app: typer.Typer) -> None:
         out: Optional[Path] = typer.Option(None, "--out", help="PNG to write (default FIRST_RUN/analysis/incongruity.png); the CSV goes beside it."),
         fmt: Optional[str] = FORMAT_OPT,
         device: str = DEVICE_OPT,
+        latent: bool = typer.Option(False, "--latent", help="Also: how crossmodal attention changes the primary's affective reading (HCT-MG, MulT runs): <out>_latent.png + CSV."),
     ) -> None:
         """Error on samples whose unimodal predictions disagree in sign (incongruent) or agree."""
         cli = _cli()
@@ -97,7 +98,14 @@ def register(app: typer.Typer) -> None:
 
         table = cli._run_guarded(incongruity_table, run, reference, data, split, _reader(fmt), device=_device(device))
         png, csv = plot_incongruity(table, out or default_out(run[0], "incongruity.png"))
-        cli._print_json({"png": str(png), "csv": str(csv), "table": table.to_dict(orient="records")})
+        result = {"png": str(png), "csv": str(csv), "table": table.to_dict(orient="records")}
+        if latent:
+            from mmlatch.analysis.latent import latent_table, plot_latent
+
+            lat = cli._run_guarded(latent_table, run, reference, data, split, _reader(fmt), device=_device(device))
+            lpng, lcsv = plot_latent(lat, Path(png).with_name(f"{Path(png).stem}_latent.png"))
+            result["latent"] = {"png": str(lpng), "csv": str(lcsv), "table": lat.to_dict(orient="records")}
+        cli._print_json(result)
 
     @analyze.command("curves")
     def curves(

@@ -23,7 +23,8 @@ Options: ``genuine_frac`` (share of genuine words), ``flag_run`` (1 = every word
 independently, which the LSTM feedback did not learn in our runs), ``context_scale`` (size of
 the text's flag direction), ``visual_context_scale`` (> 0: the face shows the flag on visual
 features 16-23 instead of expressing ``s`` / ``s'``; then the visual encoder alone cannot
-solve the task either, and both masks of the audio see the flag).
+solve the task either, and both masks of the audio see the flag), ``clean_modality`` (audio
+or visual: that modality expresses ``s`` on every step, a known strongest modality).
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ def _make_split(
     genuine_frac: float,
     flag_run: float,
     prefix: str,
+    clean_modality: str | None = None,
 ) -> Split:
     lengths = rng.integers(min_len, max_len + 1, size=n).astype(np.int64)
     s = _sentiments(rng, n)
@@ -108,7 +110,8 @@ def _make_split(
         if mod + "_context" in patterns:  # shows the flag instead of expressing s / s'
             x[:, :, FLAG_VIEW] += genuine[:, :, None] * patterns[mod + "_context"][None, None, :]
         else:
-            x[:, :, ga] += expressed[:, :, None] * patterns[mod + "_a"][None, None, :]
+            shown = s[:, None].repeat(max_len, axis=1) if mod == clean_modality else expressed  # (N, L)
+            x[:, :, ga] += shown[:, :, None] * patterns[mod + "_a"][None, None, :]
         x[:, :, gb] += distractor[:, None, None] * patterns[mod + "_b"][None, None, :]
         feats[mod] = x
     for x in feats.values():
@@ -133,6 +136,7 @@ def make_synthetic(
     context_scale: float = 0.5,
     flag_run: float = 5.0,
     visual_context_scale: float = 0.0,
+    clean_modality: str | None = None,
 ) -> MultimodalDataset:
     """Generate the synthetic dataset described in this module's docstring.
 
@@ -146,6 +150,10 @@ def make_synthetic(
         flag_run: mean length of a run of words sharing a flag (1: independent words).
         visual_context_scale: per-feature size of the flag direction on visual features 16-23
             (0: only the text shows the flag).
+        clean_modality: ``audio`` or ``visual``: that modality's "A" group expresses the true
+            sentiment ``s`` on EVERY step (no decoy steps), so it is the strongest modality by
+            construction (for HCT-MG's gate vs a fixed primary). None: the default structure.
+            The random draws are the same, so every other feature is unchanged.
     Returns:
         A dataset with splits train/valid/test and modalities text, audio, visual.
     """
@@ -158,6 +166,10 @@ def make_synthetic(
         raise DataError(f"synthetic data: noise must be >= 0, got {noise}")
     if visual_context_scale < 0:
         raise DataError(f"synthetic data: visual_context_scale must be >= 0, got {visual_context_scale}")
+    if clean_modality is not None and clean_modality not in GROUPS:
+        raise DataError(f"synthetic data: clean_modality must be one of {sorted(GROUPS)}, got {clean_modality!r}")
+    if clean_modality == "visual" and visual_context_scale > 0:
+        raise DataError("synthetic data: clean_modality=visual needs visual_context_scale 0 (the face shows the flag)")
     if flag_run < 1.0:
         raise DataError(f"synthetic data: flag_run must be >= 1, got {flag_run}")
     if not 0.0 < genuine_frac <= 1.0:
@@ -178,7 +190,9 @@ def make_synthetic(
     if visual_context_scale > 0:
         patterns["visual_context"] = unit(FLAG_VIEW.stop - FLAG_VIEW.start, visual_context_scale)
     splits = {
-        name: _make_split(rng, int(n), patterns, min_len, max_len, noise, genuine_frac, flag_run, f"{name}_")
+        name: _make_split(
+            rng, int(n), patterns, min_len, max_len, noise, genuine_frac, flag_run, f"{name}_", clean_modality
+        )
         for name, n in (("train", n_train), ("valid", n_valid), ("test", n_test))
     }
     return MultimodalDataset(

@@ -56,7 +56,9 @@ class HCTMG(nn.Module):
       moving average of the batch-mean weights (buffer ``gate_ema``, ``momentum``) is kept.
       In evaluation the ranking comes from ``gate_ema`` only, so a sample's prediction never
       depends on the rest of its batch. A freshly built model (uniform ``gate_ema``) ranks
-      ties in modality order.
+      ties in modality order. ``primary`` fixes the primary modality instead (the paper's
+      "manual choice"); the gate then only orders the auxiliaries and mixes the unimodal
+      predictions. ``extras["primary"]`` says which primary a forward pass used.
     * **Hierarchical fusion**: the primary sequence is the query; stage 1 is a crossmodal
       transformer (MulT's layer: pre-LN, FFN 4d) attending the stronger auxiliary (higher
       weight), stage 2 one attending the other auxiliary with stage 1's output as the query
@@ -88,6 +90,7 @@ class HCTMG(nn.Module):
         aux_weight: weight of each unimodal head's task loss.
         gate_weight: weight of the gate's KL loss.
         gate_tau: temperature of the gate's target.
+        primary: a fixed primary modality (None: chosen by the gate).
     """
 
     def __init__(
@@ -102,9 +105,12 @@ class HCTMG(nn.Module):
         aux_weight: float = 0.5,
         gate_weight: float = 1.0,
         gate_tau: float = 0.1,
+        primary: str | None = None,
     ) -> None:
         super().__init__()
         names = list(encoders)
+        if primary is not None and primary not in names:
+            raise ValueError(f"primary modality {primary!r} is not one of {names}")
         if len(names) < 2:
             raise ValueError(f"HCT-MG needs at least 2 modalities, got {names}")
         if list(unimodal_heads) != names:
@@ -125,6 +131,7 @@ class HCTMG(nn.Module):
         self.aux_weight = aux_weight
         self.gate_weight = gate_weight
         self.gate_tau = gate_tau
+        self.primary = primary
         self.modality_dims: dict[str, int] = {k: e.input_dim for k, e in encoders.items()}
         self.representation_dims: dict[str, int] = {k: e.output_dim for k, e in encoders.items()}
         self.register_buffer("gate_ema", torch.full((len(names),), 1.0 / len(names)))
@@ -137,18 +144,23 @@ class HCTMG(nn.Module):
     def fusion_order(self, gate: Tensor) -> list[str]:
         """Modalities ranked for fusion: [primary, strongest auxiliary, ...].
 
-        Training: by the batch mean of ``gate`` (B, n); evaluation: by ``gate_ema``.
+        Training: by the batch mean of ``gate`` (B, n); evaluation: by ``gate_ema``. A fixed
+        ``primary`` comes first whatever the gate says; the auxiliaries keep the gate's order.
         """
         weights = gate.detach().mean(dim=0) if self.training else self.gate_ema
         ranks = torch.argsort(-weights.float(), stable=True).tolist()
         names = list(self.modality_dims)
-        return [names[i] for i in ranks]
+        order = [names[i] for i in ranks]
+        if self.primary is not None:
+            order = [self.primary] + [k for k in order if k != self.primary]
+        return order
 
     def forward(
         self, features: dict[str, Tensor], lengths: Tensor | dict[str, Tensor] | None = None
     ) -> ModelOutput:
         """features: modality -> (B, L_k, F_k); lengths: (B,) or per modality -> ModelOutput
-        with extras ``gate`` (B, n) and ``unimodal`` (B, n, num_outputs)."""
+        with extras ``gate`` (B, n), ``unimodal`` (B, n, num_outputs) and ``primary`` (B,),
+        the index (modality order) of the primary modality used."""
         lengths = normalize_lengths(features, lengths)
         check_inputs(features, lengths, self.modality_dims, self.check_finite)
         reps = self.encode(features, lengths)
@@ -168,7 +180,10 @@ class HCTMG(nn.Module):
         fused = masked_mean(x, lengths[primary])  # (B, d)
         mixed = (gate.unsqueeze(2) * unimodal).sum(dim=1)  # (B, out), gated unimodal estimate
         prediction = self.head(self.dropout(fused)) + mixed
-        return ModelOutput(prediction, None, {"gate": gate, "unimodal": unimodal})
+        primary_index = torch.full(
+            (prediction.size(0),), list(self.modality_dims).index(primary), dtype=torch.long, device=prediction.device
+        )  # (B,), the primary this forward pass used
+        return ModelOutput(prediction, None, {"gate": gate, "unimodal": unimodal, "primary": primary_index})
 
     def auxiliary_loss(
         self, output: ModelOutput, labels: Tensor, loss_fn: Callable[[Tensor, Tensor], Tensor]
@@ -209,6 +224,7 @@ def hctmg(
     aux_weight: float = 0.5,
     gate_weight: float = 1.0,
     gate_tau: float = 0.1,
+    primary: str | None = None,
     num_outputs: int = 1,
 ) -> HCTMG:
     """HCT-MG (see :class:`HCTMG` for the choices made).
@@ -242,6 +258,7 @@ def hctmg(
         aux_weight,
         gate_weight,
         gate_tau,
+        primary,
     )
 
 

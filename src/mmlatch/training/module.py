@@ -66,6 +66,7 @@ class TaskModule(L.LightningModule):
         self.epoch_callback: Any = None
         self._gate_sum: Tensor | None = None
         self._gate_count = 0
+        self._primaries: list[int] = []
         #: one dict per finished epoch: train_loss, val_loss, val metrics, lr
         self.history: list[dict[str, float]] = []
 
@@ -102,6 +103,8 @@ class TaskModule(L.LightningModule):
             gate = gate.reshape(-1, gate.shape[-1]).mean(dim=0).cpu()  # (n_modalities,)
             self._gate_sum = gate if self._gate_sum is None else self._gate_sum + gate
             self._gate_count += 1
+            if "primary" in out.extras:  # the primary modality this batch was fused around
+                self._primaries.append(int(out.extras["primary"].reshape(-1)[0]))
         self._train_sum += task_value * len(batch)
         self._train_count += len(batch)
         self.log("loss", loss.detach(), prog_bar=True, on_step=True, on_epoch=False, logger=False, batch_size=len(batch))
@@ -149,7 +152,11 @@ class TaskModule(L.LightningModule):
             names = list(getattr(self.model, "modality_dims", {})) or [str(i) for i in range(len(gate))]
             row.update({f"gate_{n}": g for n, g in zip(names, gate)})
             row["primary"] = float(max(range(len(gate)), key=gate.__getitem__))  # index into names
-            self._gate_sum, self._gate_count = None, 0
+            if self._primaries:  # the primary most batches used, and the share of batches that used it
+                counts = np.bincount(self._primaries, minlength=len(gate))
+                row["primary"] = float(counts.argmax())
+                row["primary_share"] = float(counts.max() / counts.sum())
+            self._gate_sum, self._gate_count, self._primaries = None, 0, []
         self._train_sum, self._train_count = 0.0, 0
         self.history.append(row)
         if self.epoch_callback is not None and self.trainer.is_global_zero:

@@ -32,12 +32,14 @@ import torch
 from safetensors.torch import save as save_safetensors
 from torch import nn
 
-from mmlatch.data import MultimodalDataset, TaskSpec, load_dataset
+from mmlatch.data import DataError, MultimodalDataset, TaskSpec, load_dataset
 from mmlatch.data.batching import make_loader
 from mmlatch.files import nan_to_none as _nan_to_none
 from mmlatch.files import write_bytes, write_json, write_text
+from mmlatch.data.standardize import FeatureStats, fit_feature_stats
 from mmlatch.metrics import compute_metrics
 from mmlatch.models import count_parameters, create_model, get_entry, model_arguments
+from mmlatch.modules.standardize import Standardized
 from mmlatch.training.config import ConfigError, TrainConfig, save_config
 
 
@@ -108,7 +110,16 @@ def build_model(cfg: TrainConfig, dataset: MultimodalDataset) -> tuple[nn.Module
     }
     if dataset.extraction is not None:  # features from `mmlatch extract`: predict --media re-extracts with it
         spec["extraction"] = dataset.extraction
+    if cfg.standardize:  # training-split statistics, stored with the run and applied in the model
+        spec["standardize"] = fit_feature_stats(dataset.split("train")).to_dict()
+        model = _standardized(model, spec)
     return model, spec
+
+
+def _standardized(model: nn.Module, spec: dict[str, Any]) -> nn.Module:
+    """``model`` behind the run's stored standardisation (``spec["standardize"]``)."""
+    stats = FeatureStats.from_dict(spec["standardize"], where="model.json: standardize")
+    return Standardized(model, stats.mean, stats.std)
 
 
 def _model_setting_error(cfg: TrainConfig, exc: Exception) -> str:
@@ -497,6 +508,11 @@ def load_run_model(run_dir: str | Path) -> tuple[nn.Module, dict[str, Any], Trai
         model = create_model(spec["model"], spec["modality_dims"], **spec["model_args"])
     except (KeyError, TypeError, ValueError) as exc:
         raise RunError(f"{run / 'model.json'}: the model cannot be rebuilt from it ({_one_line(exc)})") from None
+    if spec.get("standardize") is not None:
+        try:
+            model = _standardized(model, spec)
+        except DataError as exc:
+            raise RunError(f"{run / 'model.json'}: its standardisation statistics are unreadable ({_one_line(exc)})") from None
     weights_file = run / "model.safetensors"
     try:
         weights = load_file(str(weights_file))
