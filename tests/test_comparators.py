@@ -91,6 +91,13 @@ def test_raven_on_unaligned_input_uses_every_weight_and_ignores_padding() -> Non
     assert torch.all(alone.extras["alpha"] <= 1) and torch.all(out.extras["alpha"][1, 2:] == 0)
 
 
+def test_raven_export_refuses_per_modality_lengths(tmp_path: Path) -> None:
+    from mmlatch.analysis.export import export_model
+
+    with pytest.raises(ValueError, match="word-aligned input only"):
+        export_model(_model("raven").eval(), DIMS, "torchscript", tmp_path / "r.pt", per_modality_lengths=True)
+
+
 def test_raven_verbal_modality_is_named_or_refused() -> None:
     assert _model("raven", {"audio": 5, "visual": 4}).verbal == "audio"  # no text: the first
     with pytest.raises(ValueError, match="verbal modality 'words' is not among"):

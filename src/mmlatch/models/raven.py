@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from mmlatch.models.registry import register_model, register_topdown
-from mmlatch.modules.checks import check_inputs, normalize_lengths
+from mmlatch.modules.checks import check_inputs, is_exporting, normalize_lengths
 from mmlatch.modules.masking import length_mask, masked_fill_padding
 from mmlatch.modules.outputs import ModelOutput
 from mmlatch.modules.transformer import last_real_step
@@ -145,6 +145,9 @@ class RAVEN(nn.Module):
     each subnetwork's state (nonverbal); that is what MMLatch's feedback reads in
     ``raven-mmlatch``. ``extras["alpha"]`` (B, L) is each word's shift scale.
 
+    Export (ONNX / TorchScript) is for word-aligned input only: the number of frames in the
+    longest word is read from the lengths as a Python int, which a traced graph freezes.
+
     Args:
         verbal: the name of the verbal modality.
         word_dim: its feature size F_w.
@@ -205,6 +208,9 @@ class RAVEN(nn.Module):
         with ``extras["alpha"]`` (B, L_verbal), 0 at padded words."""
         lengths = normalize_lengths(features, lengths)
         check_inputs(features, lengths, self.modality_dims, self.check_finite)
+        if is_exporting() and any(lengths[k] is not lengths[self.verbal] for k in self.subnetworks):
+            # the frames per word (a Python int from the lengths) would be frozen into the graph
+            raise ValueError("RAVEN exports for word-aligned input only (one shared lengths input)")
         out, _, alpha, n = self._words(features, lengths)
         last = last_real_step(out, n)  # (B, H)
         alpha = alpha.squeeze(2).masked_fill(~length_mask(n, alpha.size(1)), 0.0)
