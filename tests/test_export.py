@@ -60,7 +60,7 @@ def _exported(fmt: str, path: Path):
 ONNX_MODELS = ("baseline", "mmlatch", "mult", "hctmg")
 CASES = [(name, "torchscript") for name in list_models()] + [
     (name, "onnx") for name in list_models() if name in ONNX_MODELS or name not in (
-        "mmlatch-linear", "mult-mmlatch", "hctmg-mmlatch")  # a newly registered model gets both
+        "mmlatch-linear", "mult-mmlatch", "hctmg-mmlatch", "raven-mmlatch", "routing-mmlatch")  # a newly registered model gets both
 ]
 
 

@@ -33,7 +33,7 @@ def _device(device: str) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``analyze`` (masks, gates, incongruity, curves), ``robustness``, ``predict`` and
+    """Add ``analyze`` (masks, gates, routing, incongruity, curves), ``robustness``, ``predict`` and
     ``export`` to ``app``."""
     analyze = typer.Typer(help="Plots and tables from finished runs.", no_args_is_help=True)
     app.add_typer(analyze, name="analyze")
@@ -77,6 +77,27 @@ def register(app: typer.Typer) -> None:
         history = cli._run_guarded(gate_history, run)
         png, csv = plot_gates(history, out or default_out(run, "gates.png"), f"{Path(run).name}: modality gate")
         cli._print_json({"png": str(png), "csv": str(csv), "primary": dict(zip(map(int, history.index), history["primary"]))})
+
+    @analyze.command("routing")
+    def routing(
+        run: Path = RUN_OPT,
+        data: Optional[str] = DATA_OPT,
+        split: str = SPLIT_OPT,
+        out: Optional[Path] = typer.Option(None, "--out", help="PNG to write (default RUN/analysis/routing.png); the CSV goes beside it."),
+        fmt: Optional[str] = FORMAT_OPT,
+        device: str = DEVICE_OPT,
+    ) -> None:
+        """Multimodal Routing: mean routing coefficients (features x concepts) per class + CSV."""
+        from mmlatch.analysis.collect import default_out, load_run_data
+        from mmlatch.analysis.routing import plot_routing, routing_table
+
+        cli = _cli()
+        dev = _device(device)
+        rd = cli._run_guarded(load_run_data, run, data, _reader(fmt))
+        table = cli._run_guarded(routing_table, rd, split, device=dev)
+        png, csv = plot_routing(table, out or default_out(run, "routing.png"), f"{rd.label}: routing ({split})")
+        counts = table.drop_duplicates("class").set_index("class")["count"]
+        cli._print_json({"png": str(png), "csv": str(csv), "counts": {k: int(v) for k, v in counts.items()}})
 
     @analyze.command("incongruity")
     def incongruity(

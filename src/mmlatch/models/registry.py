@@ -136,3 +136,6 @@ def _ensure_builtin() -> None:
     import mmlatch.models.latefusion  # noqa: F401
     import mmlatch.models.mult  # noqa: F401, I001
     import mmlatch.models.hctmg  # noqa: F401
+    import mmlatch.models.raven  # noqa: F401
+    import mmlatch.models.mctn  # noqa: F401
+    import mmlatch.models.routing  # noqa: F401
