@@ -246,10 +246,11 @@ def data_convert(
     typer.echo(f"wrote {written} ({', '.join(f'{k} {len(v)}' for k, v in ds.splits.items())})")
 
 
-from mmlatch.cli import analysis_cmds, experiment_cmds  # noqa: E402
+from mmlatch.cli import analysis_cmds, experiment_cmds, import_cmds  # noqa: E402
 
 experiment_cmds.register(app)
 analysis_cmds.register(app)
+import_cmds.register(app)
 
 
 def main() -> None:  # pragma: no cover - console entry
