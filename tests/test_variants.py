@@ -126,3 +126,28 @@ def test_variant_reaches_the_model_through_a_config() -> None:
     values = apply_overrides(TrainConfig(model="mmlatch").to_dict(), ["model_args.variant=paper", "model_args.hidden=4"])
     model, spec = build_model(TrainConfig.from_dict(values), data)
     assert spec["model_args"]["variant"] == "paper" and isinstance(model.backbone.readout, LastStateReadout)
+
+
+@pytest.mark.parametrize("name", ["baseline", "mmlatch", "mmlatch-linear"])
+def test_paper_variant_padding_gradients_and_export(name: str, tmp_path) -> None:
+    """The registry-wide checks of test_models run the default variant; these the other one."""
+    from mmlatch.analysis.export import export_model
+
+    other = next(v for v in VARIANTS if v != DEFAULT_VARIANT)
+    torch.manual_seed(0)
+    model = create_model(name, DIMS, variant=other, hidden=4)
+    g = torch.Generator().manual_seed(1)
+    lens = torch.tensor([3, 6, 5])
+    real = (torch.arange(6)[None] < lens[:, None]).unsqueeze(2)
+    feats = {k: torch.randn(3, 6, f, generator=g) * real for k, f in DIMS.items()}
+    out = model.train()(feats, lens)
+    out.prediction.sum().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
+    assert not missing
+    model.eval()
+    with torch.no_grad():
+        batched = model(feats, lens).prediction
+        for i, n in enumerate(lens.tolist()):
+            alone = model({k: v[i : i + 1, :n] for k, v in feats.items()}, lens[i : i + 1]).prediction
+            assert torch.allclose(batched[i], alone[0], atol=1e-5)
+    export_model(model, DIMS, "torchscript", tmp_path / "m.pt", verify=True)  # raises on mismatch
