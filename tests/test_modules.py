@@ -9,7 +9,6 @@ import torch
 from torch import nn
 
 from mmlatch.modules import (
-    AttentionPooling,
     AttentionSum,
     CrossModalAttention,
     MaskedBiLSTM,
@@ -80,15 +79,6 @@ def test_attention_sum_by_hand_and_padding_never_counts() -> None:
     step1 = [2 * (1 - w1), w1]
     expected = torch.tensor([[step0[0] + step1[0], step0[1] + step1[1]]])
     assert torch.allclose(out, expected, atol=1e-6)
-
-
-def test_attention_pooling_ignores_padding() -> None:
-    pool = AttentionPooling(2)
-    nn.init.zeros_(pool.score.weight)
-    nn.init.zeros_(pool.score.bias)  # uniform weights over real steps
-    x = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]]])
-    out = pool(x, torch.tensor([[True, True, False]]))
-    assert torch.allclose(out, torch.tensor([[2.0, 3.0]]))
 
 
 @pytest.mark.parametrize("names,blocks", [(["text", "audio"], 3), (["text", "audio", "visual"], 7), (["text", "a", "b", "c"], 13)])

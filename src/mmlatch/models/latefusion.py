@@ -6,7 +6,6 @@ Two named variants (model option ``variant``):
   weight for weight, except that padding never counts (the released read-out summed padded
   steps and its fusion attended to them).
 - ``paper``: the paper's text (Sec. 2-3).
-- ``hybrid``: this library's earlier model (the paper's fusion, an attention-pooled read-out).
 
 ``VARIANTS`` holds each variant's settings; README "Models" lists the differences.
 """
@@ -24,7 +23,7 @@ from mmlatch.modules.encoders import RecurrentEncoder
 from mmlatch.modules.fusion import SymmetricAttentionFusion
 from mmlatch.modules.masking import length_mask
 from mmlatch.modules.outputs import ModelOutput
-from mmlatch.modules.readout import AttentiveSumReadout, LastStateReadout, PooledReadout
+from mmlatch.modules.readout import AttentiveSumReadout, LastStateReadout
 
 
 @dataclass(frozen=True)
@@ -36,7 +35,7 @@ class Variant:
     encoder_dropout_inside: bool
     #: a_AVT keeps Eq. 1's residual
     primary_residual: bool
-    #: fused read-out: "attentive-sum" (authors), "last-state" (paper) or "pooled" (hybrid)
+    #: fused read-out: "attentive-sum" (authors) or "last-state" (paper)
     readout: str
     #: dropout before the head (the option ``dropout``) or none
     head_dropout: bool
@@ -62,16 +61,6 @@ VARIANTS: dict[str, Variant] = {
         head_dropout=True,
         attn_dropout=0.0,
         topdown={"stage1_grad": False, "mask_dropout": 0.0, "feedback_dropout": 0.0},
-    ),
-    # this library's earlier model, kept by measurement (README "Variants"): the paper's
-    # fusion, a learned-scorer attention pooling over the fused BiLSTM (directions summed)
-    "hybrid": Variant(
-        encoder_dropout_inside=False,
-        primary_residual=True,
-        readout="pooled",
-        head_dropout=True,
-        attn_dropout=0.1,
-        topdown={"stage1_grad": True, "mask_dropout": 0.0, "feedback_dropout": 0.0},
     ),
 }
 
@@ -165,8 +154,6 @@ def build_late_fusion(
     readout: nn.Module
     if v.readout == "attentive-sum":
         readout = AttentiveSumReadout(fusion.output_dim, hidden, dropout=attn)
-    elif v.readout == "pooled":
-        readout = PooledReadout(fusion.output_dim, hidden)
     else:
         readout = LastStateReadout(fusion.output_dim, hidden)
     head = nn.Linear(readout.output_dim, num_outputs)

@@ -1,16 +1,15 @@
 """Building blocks: encoders, attention, fusion, feedback and the top-down plug-in."""
 
-from mmlatch.modules.attention import AttentionPooling, AttentionSum, CrossModalAttention, SelfAttention
+from mmlatch.modules.attention import AttentionSum, CrossModalAttention, SelfAttention
 from mmlatch.modules.encoders import RecurrentEncoder
 from mmlatch.modules.feedback import LinearFeedback, LSTMFeedback, build_feedback
 from mmlatch.modules.fusion import SymmetricAttentionFusion
 from mmlatch.modules.outputs import ModelOutput
-from mmlatch.modules.readout import AttentiveSumReadout, LastStateReadout, PooledReadout
+from mmlatch.modules.readout import AttentiveSumReadout, LastStateReadout
 from mmlatch.modules.rnn import MaskedBiLSTM
 from mmlatch.modules.topdown import TopDown, TopDownBackbone
 
 __all__ = [
-    "AttentionPooling",
     "AttentionSum",
     "AttentiveSumReadout",
     "CrossModalAttention",
@@ -19,7 +18,6 @@ __all__ = [
     "LinearFeedback",
     "MaskedBiLSTM",
     "ModelOutput",
-    "PooledReadout",
     "RecurrentEncoder",
     "SelfAttention",
     "SymmetricAttentionFusion",

@@ -83,17 +83,3 @@ class AttentionSum(SelfAttention):
         """x: (B, L, dim), mask: (B, L) bool -> (B, dim)."""
         out = super().forward(x, mask)  # (B, L, dim)
         return out.masked_fill(~mask.unsqueeze(2), 0.0).sum(dim=1)
-
-
-class AttentionPooling(nn.Module):
-    """Weighted mean over the real steps, weights from a learned scorer: (B, L, d) -> (B, d)."""
-
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.score = nn.Linear(dim, 1)
-
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        """x: (B, L, d), mask: (B, L) bool -> (B, d)."""
-        scores = self.score(x).squeeze(-1).masked_fill(~mask, float("-inf"))  # (B, L)
-        weights = torch.softmax(scores, dim=1)
-        return torch.bmm(weights.unsqueeze(1), x).squeeze(1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from mmlatch.modules.attention import AttentionPooling, AttentionSum
+from mmlatch.modules.attention import AttentionSum
 from mmlatch.modules.masking import length_mask
 from mmlatch.modules.rnn import MaskedBiLSTM
 
@@ -49,23 +49,3 @@ class LastStateReadout(nn.Module):
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         """x: (B, L, D), lengths: (B,) -> (B, H)."""
         return self.rnn.last_hidden(x, lengths)
-
-
-class PooledReadout(nn.Module):
-    """This library's own tail (variant ``hybrid``): BiLSTM (directions summed) -> a learned
-    scorer's softmax weights over the real steps -> their weighted mean.
-
-    Args:
-        input_dim: D, the fused feature size.
-        hidden: H, LSTM size per direction and output size.
-    """
-
-    def __init__(self, input_dim: int, hidden: int) -> None:
-        super().__init__()
-        self.rnn = MaskedBiLSTM(input_dim, hidden, merge="sum")
-        self.pool = AttentionPooling(hidden)
-        self.output_dim = hidden
-
-    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
-        """x: (B, L, D), lengths: (B,) -> (B, H)."""
-        return self.pool(self.rnn(x, lengths), length_mask(lengths, x.size(1)))
