@@ -113,8 +113,8 @@ def test_variant_settings(variant: str) -> None:
 def test_default_variant_and_wrong_variant_error() -> None:
     assert DEFAULT_VARIANT in VARIANTS
     for name in ("baseline", "mmlatch", "mmlatch-linear"):
-        with pytest.raises(ValueError, match="model_args.variant must be one of authors, paper; got 'hybrid'"):
-            create_model(name, DIMS, variant="hybrid")
+        with pytest.raises(ValueError, match="model_args.variant must be one of authors, paper; got 'nope'"):
+            create_model(name, DIMS, variant="nope")
 
 
 def test_variant_reaches_the_model_through_a_config() -> None:

@@ -65,7 +65,7 @@ VARIANTS: dict[str, Variant] = {
 }
 
 #: the default variant (README "Models" gives the measurements behind the choice)
-DEFAULT_VARIANT = "authors"
+DEFAULT_VARIANT = "paper"
 
 
 def get_variant(name: str) -> Variant:
