@@ -3,7 +3,10 @@
 Batch 32, length 50, MOSEI dims (text 300, audio 74, visual 35), 2 CPU threads by default,
 medians over repeated steps (after warm-up). Usage:
 
-    python benchmarks/step_time.py [--models baseline,mmlatch] [--threads 2] [--device cpu]
+    python benchmarks/step_time.py [--models baseline,mmlatch] [--variants authors,paper]
+                                   [--threads 2] [--device cpu]
+
+Models with a ``variant`` option get one row per variant asked for (default: all).
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ import time
 
 import torch
 
-from mmlatch.models import MOSEI_DIMS, count_parameters, create_model, list_models
+from mmlatch.models import MOSEI_DIMS, count_parameters, create_model, list_models, model_arguments
+from mmlatch.models.latefusion import VARIANTS
 
 # Reference: the authors' implementation on this 2-core machine (2 threads), from the issue.
 AUTHORS_MS = {"baseline": (200.0, 37.0), "mmlatch": (514.0, 95.0)}
@@ -25,10 +29,12 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def measure(name: str, device: str, batch: int, length: int, warmup: int, steps: int) -> tuple[float, float, int]:
-    """(train ms, inference ms, parameters) for model ``name``."""
+def measure(
+    name: str, device: str, batch: int, length: int, warmup: int, steps: int, variant: str | None = None
+) -> tuple[float, float, int]:
+    """(train ms, inference ms, parameters) for model ``name`` (``variant``: None = default)."""
     torch.manual_seed(0)
-    model = create_model(name, MOSEI_DIMS).to(device)
+    model = create_model(name, MOSEI_DIMS, variant=variant).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=5e-4)
     x = {k: torch.randn(batch, length, f, device=device) for k, f in MOSEI_DIMS.items()}
     lengths = torch.full((batch,), length, device=device)
@@ -64,6 +70,7 @@ def measure(name: str, device: str, batch: int, length: int, warmup: int, steps:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="all", help="comma-separated names, or all")
+    parser.add_argument("--variants", default="all", help="comma-separated variants, or all")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch", type=int, default=32)
@@ -76,11 +83,14 @@ def main() -> None:
     print(f"device {args.device}, {args.threads} threads, batch {args.batch}, length {args.length}, dims {MOSEI_DIMS}")
     print(f"| model | params | train ms/step | infer ms/batch | authors train | authors infer |")
     print(f"|---|---:|---:|---:|---:|---:|")
+    variants = list(VARIANTS) if args.variants == "all" else args.variants.split(",")
     for name in names:
-        tr, inf, params = measure(name, args.device, args.batch, args.length, args.warmup, args.steps)
-        ref = AUTHORS_MS.get(name)
-        ref_s = f"{ref[0]:.0f} ({ref[0] / tr:.1f}x) | {ref[1]:.0f} ({ref[1] / inf:.1f}x)" if ref else "- | -"
-        print(f"| {name} | {params:,} | {tr:.1f} | {inf:.1f} | {ref_s} |", flush=True)
+        for variant in variants if "variant" in model_arguments(name) else [None]:
+            tr, inf, params = measure(name, args.device, args.batch, args.length, args.warmup, args.steps, variant)
+            ref = AUTHORS_MS.get(name)
+            ref_s = f"{ref[0]:.0f} ({ref[0] / tr:.1f}x) | {ref[1]:.0f} ({ref[1] / inf:.1f}x)" if ref else "- | -"
+            label = name if variant is None else f"{name} [{variant}]"
+            print(f"| {label} | {params:,} | {tr:.1f} | {inf:.1f} | {ref_s} |", flush=True)
 
 
 if __name__ == "__main__":

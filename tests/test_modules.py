@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from mmlatch.modules import (
-    AttentionPooling,
+    AttentionSum,
     CrossModalAttention,
     MaskedBiLSTM,
     SymmetricAttentionFusion,
@@ -65,13 +65,20 @@ def test_cross_attention_by_hand() -> None:
     assert torch.allclose(att(q, k2, mask), out)
 
 
-def test_attention_pooling_ignores_padding() -> None:
-    pool = AttentionPooling(2)
-    nn.init.zeros_(pool.score.weight)
-    nn.init.zeros_(pool.score.bias)  # uniform weights over real steps
-    x = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]]])
+def test_attention_sum_by_hand_and_padding_never_counts() -> None:
+    """The authors' read-out on a 2-step, 2-dim sequence with identity projections."""
+    pool = AttentionSum(2, dropout=0.0)
+    for lin in (pool.q, pool.k, pool.v):
+        nn.init.eye_(lin.weight)
+    x = torch.tensor([[[2.0, 0.0], [0.0, 1.0], [50.0, -50.0]]])  # step 3 is padding
     out = pool(x, torch.tensor([[True, True, False]]))
-    assert torch.allclose(out, torch.tensor([[2.0, 3.0]]))
+    # scores = x x^T / sqrt(2): step 0 -> [4, 0] / sqrt 2, step 1 -> [0, 1] / sqrt 2
+    w0 = 1 / (1 + math.exp(-4 / math.sqrt(2)))  # weight of step 0 for query step 0
+    w1 = 1 / (1 + math.exp(-1 / math.sqrt(2)))  # weight of step 1 for query step 1
+    step0 = [2 * w0, 1 - w0]
+    step1 = [2 * (1 - w1), w1]
+    expected = torch.tensor([[step0[0] + step1[0], step0[1] + step1[1]]])
+    assert torch.allclose(out, expected, atol=1e-6)
 
 
 @pytest.mark.parametrize("names,blocks", [(["text", "audio"], 3), (["text", "audio", "visual"], 7), (["text", "a", "b", "c"], 13)])

@@ -195,13 +195,18 @@ def evaluate(
 
 @app.command()
 def models() -> None:
-    """List the registered models with parameter counts at MOSEI dims (300/74/35)."""
-    from mmlatch.models import MOSEI_DIMS, count_parameters, create_model, get_entry, list_models
+    """List the registered models with parameter counts at MOSEI dims (300/74/35), one row per
+    variant for models with a ``variant`` option."""
+    from mmlatch.models import MOSEI_DIMS, count_parameters, create_model, get_entry, list_models, model_arguments
+    from mmlatch.models.latefusion import VARIANTS
 
     rows = []
     for name in list_models():
-        n = count_parameters(create_model(name, MOSEI_DIMS))
-        rows.append((name, f"{n:,}", get_entry(name).description))
+        default = model_arguments(name).get("variant")
+        for variant in [default, *[v for v in VARIANTS if v != default]] if default else [None]:
+            n = count_parameters(create_model(name, MOSEI_DIMS, variant=variant))
+            label = name if variant is None else f"{name} [{variant}{', default' if variant == default else ''}]"
+            rows.append((label, f"{n:,}", get_entry(name).description))
     w0 = max(len(r[0]) for r in rows)
     w1 = max(len(r[1]) for r in rows)
     typer.echo(f"{'model':<{w0}}  {'params':>{w1}}  description")
@@ -294,11 +299,12 @@ def data_convert(
     typer.echo(f"wrote {written} ({', '.join(f'{k} {len(v)}' for k, v in ds.splits.items())})")
 
 
-from mmlatch.cli import analysis_cmds, experiment_cmds, extract_cmds  # noqa: E402
+from mmlatch.cli import analysis_cmds, experiment_cmds, extract_cmds, import_cmds  # noqa: E402
 
 experiment_cmds.register(app)
 analysis_cmds.register(app)
 extract_cmds.register(app)
+import_cmds.register(app)
 
 
 def main() -> None:  # pragma: no cover - console entry

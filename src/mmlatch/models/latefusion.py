@@ -1,28 +1,88 @@
-"""The MMLatch paper's baseline (late fusion) and its top-down variants."""
+"""The MMLatch paper's baseline (late fusion) and its top-down variants.
+
+Two named variants (model option ``variant``):
+
+- ``authors``: the authors' released model (github georgepar/mmlatch, ``mmlatch/mm.py``),
+  weight for weight, except that padding never counts (the released read-out summed padded
+  steps and its fusion attended to them).
+- ``paper``: the paper's text (Sec. 2-3).
+
+``VARIANTS`` holds each variant's settings; README "Models" lists the differences.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
 
 from torch import Tensor, nn
 
 from mmlatch.models.registry import register_model, register_topdown
-from mmlatch.modules.attention import AttentionPooling
 from mmlatch.modules.checks import check_aligned, check_inputs, normalize_lengths
 from mmlatch.modules.encoders import RecurrentEncoder
 from mmlatch.modules.fusion import SymmetricAttentionFusion
 from mmlatch.modules.masking import length_mask
 from mmlatch.modules.outputs import ModelOutput
-from mmlatch.modules.rnn import MaskedBiLSTM
+from mmlatch.modules.readout import AttentiveSumReadout, LastStateReadout
+
+
+@dataclass(frozen=True)
+class Variant:
+    """Where a variant differs. Dropout rates name the model option they take."""
+
+    #: encoders: dropout on the BiLSTM outputs and on the self-attention weights (authors)
+    #: or on the representation r_k (paper)
+    encoder_dropout_inside: bool
+    #: a_AVT keeps Eq. 1's residual
+    primary_residual: bool
+    #: fused read-out: "attentive-sum" (authors) or "last-state" (paper)
+    readout: str
+    #: dropout before the head (the option ``dropout``) or none
+    head_dropout: bool
+    #: attention-weight dropout when ``attn_dropout`` is left unset
+    attn_dropout: float
+    #: the top-down options' values when left unset
+    topdown: dict[str, Any]
+
+
+VARIANTS: dict[str, Variant] = {
+    "authors": Variant(
+        encoder_dropout_inside=True,
+        primary_residual=False,
+        readout="attentive-sum",
+        head_dropout=False,
+        attn_dropout=0.1,
+        topdown={"stage1_grad": True, "mask_dropout": 0.2, "feedback_dropout": 0.1},
+    ),
+    "paper": Variant(
+        encoder_dropout_inside=False,
+        primary_residual=True,
+        readout="last-state",
+        head_dropout=True,
+        attn_dropout=0.0,
+        topdown={"stage1_grad": False, "mask_dropout": 0.0, "feedback_dropout": 0.0},
+    ),
+}
+
+#: the default variant (README "Models" gives the measurements behind the choice)
+DEFAULT_VARIANT = "paper"
+
+
+def get_variant(name: str) -> Variant:
+    """The settings of variant ``name``; ValueError listing the choices otherwise."""
+    if name not in VARIANTS:
+        raise ValueError(f"model_args.variant must be one of {', '.join(VARIANTS)}; got {name!r}")
+    return VARIANTS[name]
 
 
 class LateFusion(nn.Module):
-    """Unimodal encoders -> fusion -> fused BiLSTM -> attention pooling -> head.
+    """Unimodal encoders -> fusion -> read-out of the fused sequence -> head.
 
     Args:
         encoders: modality -> encoder ``(x (B, L, F_k), lengths) -> (B, L, d_k)``; its key
             order is the model's modality order.
         fusion: ``(reps, masks) -> (B, L, D)`` with attribute ``output_dim`` = D.
-        fused_rnn: a :class:`MaskedBiLSTM` over the fused sequence.
-        pooling: ``(h (B, L, H), mask) -> (B, H)``.
+        readout: ``(fused (B, L, D), lengths) -> (B, H)`` (e.g. :class:`AttentiveSumReadout`).
         head: ``(B, H) -> (B, num_outputs)``.
         dropout: dropout before the head.
     """
@@ -31,16 +91,14 @@ class LateFusion(nn.Module):
         self,
         encoders: nn.ModuleDict,
         fusion: nn.Module,
-        fused_rnn: MaskedBiLSTM,
-        pooling: nn.Module,
+        readout: nn.Module,
         head: nn.Module,
-        dropout: float = 0.2,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.encoders = encoders
         self.fusion = fusion
-        self.fused_rnn = fused_rnn
-        self.pooling = pooling
+        self.readout = readout
         self.dropout = nn.Dropout(dropout)
         self.head = head
         self.modality_dims: dict[str, int] = {k: e.input_dim for k, e in encoders.items()}
@@ -61,55 +119,75 @@ class LateFusion(nn.Module):
         reps = self.encode(features, lengths)
         masks = {k: length_mask(lengths[k], features[k].size(1)) for k in reps}
         fused = self.fusion(reps, masks)  # (B, L, 7d) for three modalities
-        first = next(iter(lengths))
-        h = self.fused_rnn(fused, lengths[first])  # (B, L, H)
-        pooled = self.pooling(h, masks[first])  # (B, H)
+        pooled = self.readout(fused, lengths[next(iter(lengths))])  # (B, H)
         return ModelOutput(self.head(self.dropout(pooled)))
 
 
 def build_late_fusion(
     modality_dims: dict[str, int],
+    variant: str = DEFAULT_VARIANT,
     hidden: int = 100,
     dropout: float = 0.2,
-    attn_dropout: float = 0.1,
+    attn_dropout: float | None = None,
     primary: str = "text",
     num_outputs: int = 1,
 ) -> LateFusion:
-    """The paper's late-fusion network with its sizes (d = 100)."""
+    """The paper's late-fusion network (d = ``hidden``) as variant ``variant`` builds it.
+
+    ``dropout``: authors: on the encoders' BiLSTM outputs and self-attention weights;
+    paper: on every r_k and before the head. ``attn_dropout`` (None: the variant's, 0.1 /
+    0.0): on the cross-modal attention weights, and (authors) on the fused BiLSTM outputs
+    and read-out attention weights.
+    """
+    v = get_variant(variant)
+    attn = v.attn_dropout if attn_dropout is None else attn_dropout
     names = list(modality_dims)
     if primary not in names:
         primary = names[0]
-    encoders = nn.ModuleDict(
-        {k: RecurrentEncoder(f, hidden, dropout, attn_dropout) for k, f in modality_dims.items()}
-    )
-    fusion = SymmetricAttentionFusion(names, hidden, primary, attn_dropout)
-    return LateFusion(
-        encoders,
-        fusion,
-        MaskedBiLSTM(fusion.output_dim, hidden, merge="sum"),
-        AttentionPooling(hidden),
-        nn.Linear(hidden, num_outputs),
-        dropout,
-    )
+    if v.encoder_dropout_inside:
+        encoders = nn.ModuleDict(
+            {k: RecurrentEncoder(f, hidden, 0.0, dropout, rnn_dropout=dropout) for k, f in modality_dims.items()}
+        )
+    else:
+        encoders = nn.ModuleDict({k: RecurrentEncoder(f, hidden, dropout, attn) for k, f in modality_dims.items()})
+    fusion = SymmetricAttentionFusion(names, hidden, primary, attn, primary_residual=v.primary_residual)
+    readout: nn.Module
+    if v.readout == "attentive-sum":
+        readout = AttentiveSumReadout(fusion.output_dim, hidden, dropout=attn)
+    else:
+        readout = LastStateReadout(fusion.output_dim, hidden)
+    head = nn.Linear(readout.output_dim, num_outputs)
+    return LateFusion(encoders, fusion, readout, head, dropout if v.head_dropout else 0.0)
 
 
 @register_model("baseline", "MMLatch paper's late-fusion baseline (LSTM+attention encoders, symmetric cross-modal fusion)")
 def baseline(
     modality_dims: dict[str, int],
     *,
+    variant: str = DEFAULT_VARIANT,
     hidden: int = 100,
     dropout: float = 0.2,
-    attn_dropout: float = 0.1,
+    attn_dropout: float | None = None,
     primary: str = "text",
     num_outputs: int = 1,
 ) -> LateFusion:
-    return build_late_fusion(modality_dims, hidden, dropout, attn_dropout, primary, num_outputs)
+    return build_late_fusion(modality_dims, variant, hidden, dropout, attn_dropout, primary, num_outputs)
 
 
-register_topdown("mmlatch", "baseline", "Baseline + MMLatch top-down feedback (LSTM feedback generators)")
+def _topdown_defaults(kwargs: dict[str, Any]) -> dict[str, Any]:
+    return dict(get_variant(kwargs.get("variant") or DEFAULT_VARIANT).topdown)
+
+
+register_topdown(
+    "mmlatch",
+    "baseline",
+    "Baseline + MMLatch top-down feedback (LSTM feedback generators)",
+    variant_defaults=_topdown_defaults,
+)
 register_topdown(
     "mmlatch-linear",
     "baseline",
     "Baseline + MMLatch with feed-forward feedback (the 'no LSTM' ablation)",
     feedback="linear",
+    variant_defaults=_topdown_defaults,
 )

@@ -29,6 +29,7 @@ TOPDOWN_ARGUMENTS: dict[str, Any] = {
     "feedback": "lstm",
     "stage1_grad": False,
     "mask_dropout": 0.0,
+    "feedback_dropout": 0.0,
     "feedback_gate_bias": 0.0,
 }
 
@@ -62,23 +63,42 @@ def register_model(name: str, description: str = "") -> Callable[[Builder], Buil
     return wrap
 
 
-def register_topdown(name: str, backbone: str, description: str, feedback: str = "lstm") -> None:
+def register_topdown(
+    name: str,
+    backbone: str,
+    description: str,
+    feedback: str = "lstm",
+    variant_defaults: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> None:
     """Register ``name`` = ``TopDown(<preset backbone>, feedback generators)``.
 
-    It takes every option of the backbone preset plus ``feedback``, ``stage1_grad``,
-    ``mask_dropout`` and ``feedback_gate_bias``; the backbone must satisfy :class:`~mmlatch.modules.TopDownBackbone`.
+    It takes every option of the backbone preset plus those of :data:`TOPDOWN_ARGUMENTS`;
+    the backbone must satisfy :class:`~mmlatch.modules.TopDownBackbone`.
+    ``variant_defaults(backbone options)`` gives the values of top-down options that
+    depend on the backbone's options (e.g. its ``variant``); those default to None (= that
+    value) here.
     """
     from mmlatch.modules.feedback import build_feedback
     from mmlatch.modules.topdown import TopDown
 
     base = _REGISTRY[backbone]
     own = dict(TOPDOWN_ARGUMENTS, feedback=feedback)
+    if variant_defaults is not None:
+        own.update({k: None for k in variant_defaults(dict(base.arguments))})
 
     def builder(modality_dims: dict[str, int], **kwargs: Any) -> nn.Module:
         td = {k: kwargs.pop(k, v) for k, v in own.items()}
+        if variant_defaults is not None:
+            for k, v in variant_defaults(kwargs).items():
+                if td.get(k) is None:
+                    td[k] = v
         net = base.builder(modality_dims, **kwargs)
         generators = build_feedback(
-            td["feedback"], net.representation_dims, net.modality_dims, gate_bias=td["feedback_gate_bias"]
+            td["feedback"],
+            net.representation_dims,
+            net.modality_dims,
+            gate_bias=td["feedback_gate_bias"],
+            dropout=td["feedback_dropout"],
         )
         return TopDown(net, generators, stage1_grad=td["stage1_grad"], mask_dropout=td["mask_dropout"])
 

@@ -63,15 +63,23 @@ class SelfAttention(CrossModalAttention):
         return super().forward(x, x, mask)
 
 
-class AttentionPooling(nn.Module):
-    """Weighted sum over the real steps, weights from a learned scorer: (B, L, d) -> (B, d)."""
+class AttentionSum(SelfAttention):
+    """Dot-product self-attention whose outputs are summed over the real steps.
 
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.score = nn.Linear(dim, 1)
+    The authors' fused-sequence read-out (bias-free Q/K/V ``dim x dim``, scores / sqrt(dim),
+    padded keys masked, then a sum over time), except that padded query steps are left out
+    of the sum (the released code sums them too, so padding changed its predictions).
+
+    Args:
+        dim: feature size of the sequence (2d for a concatenated BiLSTM).
+        dropout: dropout on the attention weights (training only).
+    """
+
+    def __init__(self, dim: int, dropout: float = 0.1) -> None:
+        super().__init__(dim, dropout=dropout)
+        self.output_dim = dim
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        """x: (B, L, d), mask: (B, L) bool -> (B, d)."""
-        scores = self.score(x).squeeze(-1).masked_fill(~mask, float("-inf"))  # (B, L)
-        weights = torch.softmax(scores, dim=1)
-        return torch.bmm(weights.unsqueeze(1), x).squeeze(1)
+        """x: (B, L, dim), mask: (B, L) bool -> (B, dim)."""
+        out = super().forward(x, mask)  # (B, L, dim)
+        return out.masked_fill(~mask.unsqueeze(2), 0.0).sum(dim=1)

@@ -17,15 +17,21 @@ class RecurrentEncoder(nn.Module):
         hidden: d, LSTM hidden size per direction and output size.
         dropout: dropout on the output representation.
         attn_dropout: dropout on the self-attention weights.
+        rnn_dropout: dropout on the BiLSTM outputs, per direction, before they are summed.
     """
 
     def __init__(
-        self, input_dim: int, hidden: int = 100, dropout: float = 0.2, attn_dropout: float = 0.1
+        self,
+        input_dim: int,
+        hidden: int = 100,
+        dropout: float = 0.2,
+        attn_dropout: float = 0.1,
+        rnn_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.input_dim = input_dim
         self.output_dim = hidden
-        self.rnn = MaskedBiLSTM(input_dim, hidden, merge="sum")
+        self.rnn = MaskedBiLSTM(input_dim, hidden, merge="sum", dropout=rnn_dropout)
         self.attention = SelfAttention(hidden, dropout=attn_dropout)
         self.dropout = nn.Dropout(dropout)
 

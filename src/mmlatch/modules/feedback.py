@@ -18,11 +18,16 @@ class LSTMFeedback(nn.Module):
         gate_bias: added to the input- and output-gate biases at initialisation. With
             PyTorch's default init both gates start near 0.5, so h = o * tanh(c) starts near
             0 and the mask near 0.5 with a tiny spread; open gates let it vary from the start.
+        dropout: dropout on the LSTM outputs before the sigmoid (training only; the
+            authors' code uses 0.1).
     """
 
-    def __init__(self, input_dim: int, output_dim: int, gate_bias: float = 0.0) -> None:
+    def __init__(
+        self, input_dim: int, output_dim: int, gate_bias: float = 0.0, dropout: float = 0.0
+    ) -> None:
         super().__init__()
         self.rnn = nn.LSTM(input_dim, output_dim, batch_first=True)
+        self.dropout = nn.Dropout(dropout)
         if gate_bias:
             with torch.no_grad():  # PyTorch's gate order: input, forget, cell, output
                 self.rnn.bias_ih_l0[:output_dim] += gate_bias
@@ -31,14 +36,17 @@ class LSTMFeedback(nn.Module):
     def forward(self, r: Tensor, lengths: Tensor) -> Tensor:
         """r: (B, L, d_j), lengths: (B,) -> (B, L, F_k) in (0, 1)."""
         h, _ = self.rnn(r)
-        return torch.sigmoid(h)
+        return torch.sigmoid(self.dropout(h))
 
 
 class LinearFeedback(nn.Module):
-    """One feed-forward layer + sigmoid per step: the "MMLatch (no LSTM)" ablation."""
+    """One feed-forward layer + sigmoid per step: the "MMLatch (no LSTM)" ablation
+    (the authors' ``learnable_static_mask``, which has no dropout)."""
 
-    def __init__(self, input_dim: int, output_dim: int, gate_bias: float = 0.0) -> None:
-        super().__init__()  # gate_bias: accepted for a uniform signature; no gates here
+    def __init__(
+        self, input_dim: int, output_dim: int, gate_bias: float = 0.0, dropout: float = 0.0
+    ) -> None:
+        super().__init__()  # gate_bias, dropout: a uniform signature; neither applies here
         self.proj = nn.Linear(input_dim, output_dim)
 
     def forward(self, r: Tensor, lengths: Tensor) -> Tensor:
@@ -54,6 +62,7 @@ def build_feedback(
     representation_dims: dict[str, int],
     modality_dims: dict[str, int],
     gate_bias: float = 0.0,
+    dropout: float = 0.0,
 ) -> nn.ModuleDict:
     """One generator per ordered pair (source j -> target k), keyed ``"j__k"``.
 
@@ -62,13 +71,14 @@ def build_feedback(
         representation_dims: d_j of each source's high-level representation.
         modality_dims: F_k of each target's raw input.
         gate_bias: initial gate-bias offset of LSTM generators (see :class:`LSTMFeedback`).
+        dropout: dropout on LSTM generators' outputs (see :class:`LSTMFeedback`).
     """
     if kind not in FEEDBACK_TYPES:
         raise ValueError(f"unknown feedback {kind!r}; choose from {sorted(FEEDBACK_TYPES)}")
     cls = FEEDBACK_TYPES[kind]
     return nn.ModuleDict(
         {
-            f"{j}__{k}": cls(representation_dims[j], modality_dims[k], gate_bias=gate_bias)
+            f"{j}__{k}": cls(representation_dims[j], modality_dims[k], gate_bias=gate_bias, dropout=dropout)
             for k in modality_dims
             for j in modality_dims
             if j != k

@@ -22,10 +22,16 @@ class MaskedBiLSTM(nn.Module):
         input_size: F, the input feature size.
         hidden_size: H per direction.
         merge: ``sum`` (output H, as the paper's encoders) or ``concat`` (output 2H).
+        dropout: dropout on each direction's outputs before they are merged (training only;
+            the authors' code drops the LSTM outputs this way).
     """
 
     def __init__(
-        self, input_size: int, hidden_size: int, merge: Literal["sum", "concat"] = "sum"
+        self,
+        input_size: int,
+        hidden_size: int,
+        merge: Literal["sum", "concat"] = "sum",
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         if merge not in ("sum", "concat"):
@@ -33,13 +39,28 @@ class MaskedBiLSTM(nn.Module):
         self.fwd = nn.LSTM(input_size, hidden_size, batch_first=True)
         self.bwd = nn.LSTM(input_size, hidden_size, batch_first=True)
         self.merge = merge
+        self.dropout = nn.Dropout(dropout)
         self.output_size = hidden_size if merge == "sum" else 2 * hidden_size
+
+    def directions(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """x: (B, L, F), lengths: (B,) -> forward and backward outputs, each (B, L, H),
+        both indexed by input step (the backward output at step 0 is its final state)."""
+        out_f, _ = self.fwd(x)
+        out_b, _ = self.bwd(reverse_padded(x, lengths))
+        return self.dropout(out_f), self.dropout(reverse_padded(out_b, lengths))
+
+    def _merge(self, a: Tensor, b: Tensor) -> Tensor:
+        return a + b if self.merge == "sum" else torch.cat([a, b], dim=-1)
 
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         """x: (B, L, F), lengths: (B,) -> (B, L, H) (sum) or (B, L, 2H) (concat)."""
-        out_f, _ = self.fwd(x)
-        out_b, _ = self.bwd(reverse_padded(x, lengths))
-        out_b = reverse_padded(out_b, lengths)
-        if self.merge == "sum":
-            return out_f + out_b
-        return torch.cat([out_f, out_b], dim=-1)
+        return self._merge(*self.directions(x, lengths))
+
+    def last_hidden(self, x: Tensor, lengths: Tensor) -> Tensor:
+        """The final hidden states: forward at the last real step, backward at step 0.
+
+        x: (B, L, F), lengths: (B,) -> (B, H) (sum) or (B, 2H) (concat).
+        """
+        out_f, out_b = self.directions(x, lengths)
+        rows = torch.arange(x.size(0), device=x.device)
+        return self._merge(out_f[rows, lengths.to(x.device) - 1], out_b[:, 0])
