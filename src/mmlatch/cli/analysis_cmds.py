@@ -155,11 +155,13 @@ def register(app: typer.Typer) -> None:
         fmt: Optional[str] = FORMAT_OPT,
         batch_size: int = typer.Option(64, "--batch-size", help="Samples per forward pass."),
         device: str = DEVICE_OPT,
+        threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: fit the free cores; see mmlatch train --help)."),
     ) -> None:
         """Predict every sample of a data file: CSV of ids, predictions (and mask means)."""
         cli = _cli()
         cli._require_run(run)
         cli._require_path(data)
+        cli._threads(threads)
         from mmlatch.analysis.predict import load_run, predict_file
 
         predictor = cli._run_guarded(load_run, run, device)
