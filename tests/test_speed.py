@@ -125,3 +125,35 @@ def test_a_pinned_batch_holds_the_same_values(monkeypatch) -> None:
     p = b.pin_memory()
     assert torch.equal(p.features["t"], b.features["t"]) and p.ids == ["a"]
     assert torch.equal(p.lengths["t"], b.lengths["t"]) and torch.equal(p.labels, b.labels)
+
+
+# --- attention: the explicit training path is the fused one's mathematics -------------------
+
+def test_attention_with_dropout_is_the_fused_attention_when_dropout_drops_nothing(monkeypatch) -> None:
+    """Training with dropout takes explicit products; with dropout made the identity it must
+    give what the fused attention gives (eval mode), padded keys included."""
+    import torch.nn.functional as F
+
+    from mmlatch.modules.transformer import MultiHeadAttention, TransformerEncoder
+
+    torch.manual_seed(0)
+    attn = MultiHeadAttention(12, 3, dropout=0.4)
+    enc = TransformerEncoder(12, 3, 1, causal=True)
+    mask = enc.attention_mask(5, torch.tensor([4, 2]), 6)  # (2, 1, 5, 6): key padding + causal
+    q, kv = torch.randn(2, 5, 12), torch.randn(2, 6, 12)
+    expected = attn.eval()(q, kv, mask)
+    monkeypatch.setattr(F, "dropout", lambda w, p, training: w)
+    got = attn.train()(q, kv, mask)
+    assert torch.allclose(got, expected, atol=1e-6)
+    assert torch.allclose(attn.train()(q, q, mask[:, :, :, :5]), attn.eval()(q, q, mask[:, :, :, :5]), atol=1e-6)
+
+
+def test_attention_dropout_drops_weights_in_training_only() -> None:
+    from mmlatch.modules.transformer import MultiHeadAttention
+
+    torch.manual_seed(0)
+    attn = MultiHeadAttention(8, 2, dropout=0.5)
+    x = torch.randn(1, 4, 8)
+    mask = torch.ones(1, 1, 1, 4, dtype=torch.bool)
+    assert torch.equal(attn.eval()(x, x, mask), attn.eval()(x, x, mask))
+    assert not torch.allclose(attn.train()(x, x, mask), attn.eval()(x, x, mask))
