@@ -132,8 +132,7 @@ def test_a_pinned_batch_holds_the_same_values(monkeypatch) -> None:
 def test_attention_with_dropout_is_the_fused_attention_when_dropout_drops_nothing(monkeypatch) -> None:
     """Training with dropout takes explicit products; with dropout made the identity it must
     give what the fused attention gives (eval mode), padded keys included."""
-    import torch.nn.functional as F
-
+    import mmlatch.modules.transformer as T
     from mmlatch.modules.transformer import MultiHeadAttention, TransformerEncoder
 
     torch.manual_seed(0)
@@ -142,7 +141,7 @@ def test_attention_with_dropout_is_the_fused_attention_when_dropout_drops_nothin
     mask = enc.attention_mask(5, torch.tensor([4, 2]), 6)  # (2, 1, 5, 6): key padding + causal
     q, kv = torch.randn(2, 5, 12), torch.randn(2, 6, 12)
     expected = attn.eval()(q, kv, mask)
-    monkeypatch.setattr(F, "dropout", lambda w, p, training: w)
+    monkeypatch.setattr(T, "dropout", lambda w, p, training: w)
     got = attn.train()(q, kv, mask)
     assert torch.allclose(got, expected, atol=1e-6)
     assert torch.allclose(attn.train()(q, q, mask[:, :, :, :5]), attn.eval()(q, q, mask[:, :, :, :5]), atol=1e-6)
@@ -157,3 +156,21 @@ def test_attention_dropout_drops_weights_in_training_only() -> None:
     mask = torch.ones(1, 1, 1, 4, dtype=torch.bool)
     assert torch.equal(attn.eval()(x, x, mask), attn.eval()(x, x, mask))
     assert not torch.allclose(attn.train()(x, x, mask), attn.eval()(x, x, mask))
+
+
+def test_dropout_zeroes_a_fraction_p_and_scales_the_rest() -> None:
+    from mmlatch.modules.transformer import Dropout, dropout
+
+    torch.manual_seed(0)
+    x = torch.full((200_000,), 2.0, requires_grad=True)
+    y = dropout(x, 0.25, training=True)
+    kept = y != 0
+    assert abs(1 - kept.float().mean().item() - 0.25) < 0.005  # 3 sigma is 0.003
+    assert torch.allclose(y[kept], torch.tensor(2.0 / 0.75))
+    y.sum().backward()  # the gradient is the same mask: 1/(1-p) where kept, 0 where dropped
+    assert torch.allclose(x.grad, kept.float() / 0.75)
+    assert dropout(x, 0.25, training=False) is x and dropout(x, 0.0, training=True) is x
+    assert torch.equal(dropout(x, 1.0, training=True), torch.zeros_like(x))
+    assert Dropout(0.5).eval()(x) is x
+    with pytest.raises(ValueError, match="in \\[0, 1\\]"):
+        Dropout(1.5)
