@@ -50,7 +50,7 @@ class Dropout(nn.Module):
 def additive_mask(mask: Tensor, dtype: torch.dtype) -> Tensor:
     """A boolean attention mask (True: may attend) as the float added to the scores: 0 where
     True, -inf where False (so the softmax gives those keys exactly zero weight)."""
-    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, float("-inf"))
+    return torch.zeros_like(mask, dtype=dtype).masked_fill(~mask, float("-inf"))
 
 
 def sinusoidal_positions(length: int, dim: int, device: torch.device | None = None) -> Tensor:
