@@ -1,12 +1,15 @@
 """Milliseconds per training step and per inference batch for each model.
 
-Batch 32, length 50, MOSEI dims (text 300, audio 74, visual 35), 2 CPU threads by default,
-medians over repeated steps (after warm-up). Usage:
+Batch 32, length 50, MOSEI dims (text 300, audio 74, visual 35), medians over repeated steps
+(after warm-up). CPU threads: ``--threads``, else chosen to fit the free cores like every
+command (``MMLATCH_THREADS``; ``OMP_NUM_THREADS`` wins). ``--device auto`` takes CUDA when
+there is one. Usage:
 
     python benchmarks/step_time.py [--models baseline,mmlatch] [--variants authors,paper]
-                                   [--threads 2] [--device cpu]
+                                   [--threads 2] [--device cpu|cuda|auto]
 
 Models with a ``variant`` option get one row per variant asked for (default: all).
+The authors' columns are stored CPU figures (2 threads), shown as context only, and only on CPU.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import torch
 
 from mmlatch.models import MOSEI_DIMS, count_parameters, create_model, list_models, model_arguments
 from mmlatch.models.latefusion import VARIANTS
+from mmlatch.training.run import resolve_device
+from mmlatch.training.threads import configure_threads
 
 # Reference: the authors' implementation on this 2-core machine (2 threads), from the issue.
 AUTHORS_MS = {"baseline": (200.0, 37.0), "mmlatch": (514.0, 95.0)}
@@ -71,23 +76,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="all", help="comma-separated names, or all")
     parser.add_argument("--variants", default="all", help="comma-separated variants, or all")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=None, help="default: fit the free cores")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--length", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--steps", type=int, default=10)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    try:
+        device = resolve_device(args.device)
+    except RuntimeError as exc:
+        parser.error(str(exc))
+    threads = configure_threads(args.threads)
     names = list_models() if args.models == "all" else args.models.split(",")
-    print(f"device {args.device}, {args.threads} threads, batch {args.batch}, length {args.length}, dims {MOSEI_DIMS}")
+    unknown = sorted(set(names) - set(list_models()))
+    if unknown:
+        parser.error(f"unknown model(s) {unknown}; choose from {', '.join(list_models())}")
+    where = torch.cuda.get_device_name(device) if device.startswith("cuda") else f"{threads.threads} threads ({threads.source})"
+    print(f"device {device}, {where}, batch {args.batch}, length {args.length}, dims {MOSEI_DIMS}")
     print(f"| model | params | train ms/step | infer ms/batch | authors train | authors infer |")
     print(f"|---|---:|---:|---:|---:|---:|")
     variants = list(VARIANTS) if args.variants == "all" else args.variants.split(",")
     for name in names:
         for variant in variants if "variant" in model_arguments(name) else [None]:
-            tr, inf, params = measure(name, args.device, args.batch, args.length, args.warmup, args.steps, variant)
-            ref = AUTHORS_MS.get(name)
+            tr, inf, params = measure(name, device, args.batch, args.length, args.warmup, args.steps, variant)
+            ref = AUTHORS_MS.get(name) if device == "cpu" else None
             ref_s = f"{ref[0]:.0f} ({ref[0] / tr:.1f}x) | {ref[1]:.0f} ({ref[1] / inf:.1f}x)" if ref else "- | -"
             label = name if variant is None else f"{name} [{variant}]"
             print(f"| {label} | {params:,} | {tr:.1f} | {inf:.1f} | {ref_s} |", flush=True)

@@ -187,11 +187,13 @@ def register(app: typer.Typer) -> None:
         media: Optional[Path] = typer.Option(None, "--media", help="Instead of --data: one audio/video file, extracted with the run's spec (prints JSON)."),
         transcript: Optional[str] = typer.Option(None, "--transcript", help="With --media: the words said (text or a text file); alone for a text-only run."),
         words: Optional[Path] = typer.Option(None, "--words", help="With --media: word timings (CSV word,start,end or JSON)."),
+        threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: fit the free cores; see mmlatch train --help)."),
     ) -> None:
         """Predict every sample of a data file: CSV of ids, predictions (and mask means)."""
         cli = _cli()
         cli._require_run(run)
         cli._require_path(data)
+        cli._threads(threads)
         from mmlatch.analysis.predict import load_run, predict_file
 
         predictor = cli._run_guarded(load_run, run, device)

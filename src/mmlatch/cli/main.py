@@ -128,6 +128,20 @@ FOLDS_OPT = typer.Option(None, "--folds", help=".csd: JSON file mapping train, v
 KEEP_SP_OPT = typer.Option(False, "--keep-sp", help=".csd: keep 'sp' pause tokens.")
 CSD_MOD_OPT = typer.Option(None, "--csd-modality", help=".csd: ROOT=ROLE mapping (text/audio/visual/labels/words/ignore); repeatable.")
 MAX_LEN_OPT = typer.Option(None, "--max-len", help=".csd: keep at most this many words per segment.")
+THREADS_OPT = typer.Option(
+    None, "--threads", help="torch CPU threads (default: MMLATCH_THREADS, else the free cores: cores minus load; OMP_NUM_THREADS wins)."
+)
+PRECISION_OPT = typer.Option(None, "--precision", help="Lightning precision: 32 | bf16-mixed | 16-mixed (16-mixed: CUDA only).")
+COMPILE_OPT = typer.Option(False, "--compile", help="torch.compile the model before training (opt-in; pays off on long runs, mostly on CUDA).")
+
+
+def _threads(threads: Optional[int]) -> None:
+    """Give torch the thread count for this command (see mmlatch.training.threads)."""
+    if threads is not None and threads < 1:
+        _fail(f"--threads must be a positive integer, got {threads}")
+    from mmlatch.training.threads import configure_threads
+
+    _run_guarded(configure_threads, threads)
 
 
 @app.command()
@@ -148,6 +162,9 @@ def train(
     resume: bool = typer.Option(True, help="Continue an interrupted run in OUT from its last checkpoint (a finished one: nothing to do)."),
     tensorboard: bool = typer.Option(False, "--tensorboard", help="Also log each epoch to OUT/tensorboard (needs the tensorboard package)."),
     keep_last: bool = typer.Option(False, "--keep-last", help="Keep checkpoints/last.ckpt after the run finished."),
+    threads: Optional[int] = THREADS_OPT,
+    precision: Optional[str] = PRECISION_OPT,
+    compile_model: bool = COMPILE_OPT,
     fmt: Optional[str] = FORMAT_OPT,
     on_nonfinite: Optional[str] = NONFINITE_OPT,
     folds: Optional[Path] = FOLDS_OPT,
@@ -169,7 +186,8 @@ def train(
         load_config, config, overrides, data=data, model=model, epochs=epochs, seed=seed,
         device=device, modalities=mods, progress=None if progress else False,
         devices=devices, num_nodes=num_nodes, strategy=strategy,
-        tensorboard=tensorboard or None, keep_last=keep_last or None,
+        tensorboard=tensorboard or None, keep_last=keep_last or None, threads=threads,
+        precision=precision, compile=compile_model or None,
     )
     result = _run_guarded(run_train, cfg, out, resume=resume)
     if not result:  # a non-zero rank of a distributed run
@@ -184,10 +202,12 @@ def evaluate(
     data: Optional[str] = typer.Option(None, help="Data to evaluate on (default: the run's)."),
     split: str = typer.Option("test", help="train | valid | test."),
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
+    threads: Optional[int] = THREADS_OPT,
 ) -> None:
     """Load a run's best weights and print its metrics on a split as JSON."""
     _require_run(run)
     _require_path(data)
+    _threads(threads)
     from mmlatch.training import evaluate_run
 
     _print_json(_run_guarded(evaluate_run, run, data, split, device))
@@ -221,6 +241,7 @@ def demo(
     n_train: int = typer.Option(800, help="Synthetic training samples (the default data has 1200)."),
     seed: int = typer.Option(0, help="Random seed."),
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
+    threads: Optional[int] = THREADS_OPT,
 ) -> None:
     """Train baseline and mmlatch on the synthetic default; print their test metrics side by side."""
     from mmlatch.training import load_config
@@ -232,7 +253,7 @@ def demo(
         typer.echo(f"training {name} on synthetic data ({epochs} epochs) -> {out / name}")
         cfg = _run_guarded(
             load_config, default_cfg, [f"data_args.n_train={n_train}"], model=name, epochs=epochs,
-            seed=seed, device=device, progress=True,
+            seed=seed, device=device, progress=True, threads=threads,
         )
         results[name] = _run_guarded(run_train, cfg, out / name)
     metrics = list(results["baseline"]["test"])

@@ -33,6 +33,16 @@ class Batch:
             self.ids,
         )
 
+    def pin_memory(self) -> Batch:
+        """A copy in page-locked memory (the DataLoader's ``pin_memory=True`` calls it), so
+        ``to(cuda, non_blocking=True)`` copies asynchronously."""
+        return Batch(
+            {k: v.pin_memory() for k, v in self.features.items()},
+            {k: v.pin_memory() for k, v in self.lengths.items()},
+            self.labels.pin_memory(),
+            self.ids,
+        )
+
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
@@ -92,8 +102,12 @@ def make_loader(
     shuffle: bool,
     seed: int = 0,
     num_workers: int = 0,
+    pin_memory: bool = False,
 ) -> DataLoader:
-    """A DataLoader of :class:`Batch` over ``split``; shuffling is seeded for reproducibility."""
+    """A DataLoader of :class:`Batch` over ``split``; shuffling is seeded for reproducibility.
+
+    ``pin_memory``: batches in page-locked memory (for training on CUDA).
+    """
     ds = SplitDataset(split)
     return DataLoader(
         ds,
@@ -101,6 +115,7 @@ def make_loader(
         sampler=EpochShuffleSampler(len(ds), seed) if shuffle else None,
         collate_fn=ds.collate,
         num_workers=num_workers,
+        pin_memory=pin_memory,
         # Its own generator: creating an iterator must not draw from the global RNG, or the
         # dropout masks of a resumed run would differ from an uninterrupted one.
         generator=torch.Generator().manual_seed(seed),

@@ -16,6 +16,43 @@ from torch import Tensor, nn
 from mmlatch.modules.masking import length_mask
 
 
+def dropout(x: Tensor, p: float, training: bool) -> Tensor:
+    """Dropout: each element zeroed with probability ``p``, survivors scaled by ``1/(1-p)``.
+
+    The same distribution as ``F.dropout``, drawn as ``uniform >= p``: on CPU, uniform draws
+    are several times faster than the Bernoulli draws ``F.dropout`` makes, and dropout was
+    the largest single cost of a transformer training step.
+    """
+    if not training or p == 0.0:
+        return x
+    if p >= 1.0:
+        return torch.zeros_like(x)
+    keep = torch.rand_like(x).ge_(p).mul_(1.0 / (1.0 - p))  # 0 or 1/(1-p), no gradient
+    return x * keep
+
+
+class Dropout(nn.Module):
+    """:func:`dropout` as a module (``nn.Dropout``'s interface; no parameters)."""
+
+    def __init__(self, p: float = 0.0) -> None:
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"dropout probability must be in [0, 1], got {p}")
+        self.p = float(p)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return dropout(x, self.p, self.training)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+def additive_mask(mask: Tensor, dtype: torch.dtype) -> Tensor:
+    """A boolean attention mask (True: may attend) as the float added to the scores: 0 where
+    True, -inf where False (so the softmax gives those keys exactly zero weight)."""
+    return torch.zeros_like(mask, dtype=dtype).masked_fill(~mask, float("-inf"))
+
+
 def sinusoidal_positions(length: int, dim: int, device: torch.device | None = None) -> Tensor:
     """MulT's (fairseq's) sinusoidal table: positions 1..L, sines then cosines.
 
@@ -51,7 +88,7 @@ class ScaledPositionalEmbedding(nn.Module):
         super().__init__()
         self.dim = dim
         self.scale = math.sqrt(dim)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
         """x: (B, L, d) -> (B, L, d)."""
@@ -111,16 +148,35 @@ class MultiHeadAttention(nn.Module):
         b, n, d = x.shape
         return x.view(b, n, self.heads, d // self.heads).transpose(1, 2)  # (B, H, L, d/H)
 
+    def _project(self, query: Tensor, kv: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """q, k, v (each (B, L, d)); one matrix product for q, k, v when ``kv is query``
+        (self-attention) and one for k, v otherwise (the same weights, concatenated)."""
+        if kv is query:
+            w = torch.cat([self.q.weight, self.k.weight, self.v.weight])  # (3d, d)
+            b = torch.cat([self.q.bias, self.k.bias, self.v.bias])
+            return F.linear(query, w, b).chunk(3, dim=-1)
+        k, v = F.linear(kv, torch.cat([self.k.weight, self.v.weight]), torch.cat([self.k.bias, self.v.bias])).chunk(2, dim=-1)
+        return self.q(query), k, v
+
     def forward(self, query: Tensor, kv: Tensor, attn_mask: Tensor) -> Tensor:
-        """query: (B, Lq, d), kv: (B, Lk, d), attn_mask: bool broadcastable to (B, 1, Lq, Lk),
-        True where a query step may attend a key step -> (B, Lq, d)."""
-        out = F.scaled_dot_product_attention(
-            self._split(self.q(query)),
-            self._split(self.k(kv)),
-            self._split(self.v(kv)),
-            attn_mask=attn_mask,
-            dropout_p=self.dropout if self.training else 0.0,
-        )  # (B, H, Lq, d/H)
+        """query: (B, Lq, d), kv: (B, Lk, d), attn_mask broadcastable to (B, 1, Lq, Lk): bool,
+        True where a query step may attend a key step, or the same as floats added to the
+        scores (:func:`additive_mask`) -> (B, Lq, d).
+
+        Without dropout (inference, or ``dropout=0``): PyTorch's fused attention. With dropout
+        in training: ``softmax(q k^T / sqrt(d/H) + mask)`` by explicit products and
+        :func:`dropout` on the weights; the same mathematics, and much faster on CPU than the
+        fused call, which falls back to its slowest path whenever it has to drop weights.
+        """
+        if attn_mask.dtype == torch.bool:
+            attn_mask = additive_mask(attn_mask, query.dtype)
+        q, k, v = (self._split(t) for t in self._project(query, kv))  # (B, H, L, d/H)
+        if self.training and self.dropout > 0:
+            scores = (q * (q.size(-1) ** -0.5)) @ k.transpose(-1, -2)  # (B, H, Lq, Lk)
+            weights = torch.softmax(scores + attn_mask.to(scores.dtype), dim=-1)
+            out = dropout(weights, self.dropout, True) @ v  # (B, H, Lq, d/H)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask.to(q.dtype))  # (B, H, Lq, d/H)
         b, _, lq, _ = out.shape
         return self.out(out.transpose(1, 2).reshape(b, lq, -1))
 
@@ -158,11 +214,12 @@ class TransformerLayer(nn.Module):
         self.norm_ff = nn.LayerNorm(dim)
         self.fc1 = nn.Linear(dim, 4 * dim)
         self.fc2 = nn.Linear(4 * dim, dim)
-        self.relu_dropout = nn.Dropout(relu_dropout)
-        self.res_dropout = nn.Dropout(res_dropout)
+        self.relu_dropout = Dropout(relu_dropout)
+        self.res_dropout = Dropout(res_dropout)
 
     def forward(self, x: Tensor, attn_mask: Tensor, kv: Tensor | None = None) -> Tensor:
-        """x: (B, Lq, d), attn_mask: bool (B, 1, Lq|1, Lk), kv: (B, Lk, d) if cross -> (B, Lq, d)."""
+        """x: (B, Lq, d), attn_mask: (B, 1, Lq|1, Lk) bool or additive (see
+        :meth:`MultiHeadAttention.forward`), kv: (B, Lk, d) if cross -> (B, Lq, d)."""
         if (kv is not None) != self.cross:
             raise ValueError("a crossmodal layer needs kv; a self-attention layer takes none")
         q = self.norm_q(x)
@@ -246,6 +303,7 @@ class TransformerEncoder(nn.Module):
             mask = self.attention_mask(x.size(1), lengths, x.size(1))
         else:
             mask = self.attention_mask(x.size(1), kv_lengths, kv.size(1))
+        mask = additive_mask(mask, x.dtype)  # once for every layer
         for layer in self.layers:
             x = layer(x, mask, kv)
         return self.norm(x)

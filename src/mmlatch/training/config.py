@@ -14,6 +14,10 @@ class ConfigError(ValueError):
     """A config file or override is malformed; the message says which key."""
 
 
+#: Lightning precisions a run may use
+PRECISIONS = ("32", "bf16-mixed", "16-mixed")
+
+
 @dataclass
 class TrainConfig:
     """Everything that defines a training run (saved resolved as ``config.yaml``).
@@ -39,7 +43,12 @@ class TrainConfig:
         device: ``auto``, ``cpu`` or ``cuda``.
         devices, num_nodes, strategy: Lightning's distributed settings (e.g. 2 devices with
             ``ddp``: one process per device; on CPU, processes with the gloo backend).
-        threads: torch CPU threads (None: torch's default).
+        threads: torch CPU threads (None: chosen to fit the free cores, see
+            :mod:`mmlatch.training.threads`; ``OMP_NUM_THREADS`` still wins).
+        precision: Lightning's precision: ``32`` (default), ``bf16-mixed`` (CPU or CUDA) or
+            ``16-mixed`` (CUDA only).
+        compile: ``torch.compile`` the model before training (opt-in; the weights and
+            results files are the same as without it).
         progress: show progress: a progress bar on a terminal, else one line per epoch.
         tensorboard: also log every epoch's row to ``OUT/tensorboard`` (Lightning's
             TensorBoard logger; needs ``pip install 'mmlatch[tensorboard]'``).
@@ -68,6 +77,8 @@ class TrainConfig:
     num_nodes: int = 1
     strategy: str = "auto"
     threads: int | None = None
+    precision: str = "32"
+    compile: bool = False
     progress: bool = True
     tensorboard: bool = False
     keep_last: bool = False
@@ -79,7 +90,7 @@ class TrainConfig:
         """The settings that determine a run's results (not progress, logging, thread counts
         or kept files); data paths compared resolved (see :meth:`resolved`)."""
         d = self.resolved().to_dict()
-        for key in ("progress", "threads", "tensorboard", "keep_last"):
+        for key in ("progress", "threads", "compile", "tensorboard", "keep_last"):
             d.pop(key)
         return d
 
@@ -137,7 +148,9 @@ class TrainConfig:
         need(isinstance(self.num_nodes, int) and self.num_nodes >= 1, "num_nodes", "a positive integer")
         need(isinstance(self.strategy, str) and bool(self.strategy), "strategy", "a Lightning strategy name")
         need(self.threads is None or (isinstance(self.threads, int) and self.threads >= 1), "threads", "a positive integer or null")
-        for key in ("progress", "tensorboard", "keep_last"):
+        need(str(self.precision) in PRECISIONS, "precision", f"one of {', '.join(PRECISIONS)}")
+        self.precision = str(self.precision)
+        for key in ("progress", "compile", "tensorboard", "keep_last"):
             need(isinstance(getattr(self, key), bool), key, "true or false")
 
 

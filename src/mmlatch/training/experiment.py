@@ -35,6 +35,7 @@ from typing import Any, Callable, Iterator
 import pandas as pd
 
 from mmlatch.training.config import ConfigError, TrainConfig, apply_overrides, read_yaml
+from mmlatch.training.threads import choose_threads, machine_cores, machine_load
 
 TABLE_COLUMNS: list[tuple[str, str, float, int]] = [
     # (metric, header, scale, decimals); "F1" is the published convention (see mmlatch.metrics)
@@ -243,13 +244,15 @@ def run_lock(directory: Path) -> Iterator[None]:
 def execute_run(
     cfg_values: dict[str, Any], directory: str, threads: int | None, evaluate_test: bool = True
 ) -> dict[str, Any]:
-    """Train one run (in this process); the unit of work of every backend."""
-    import torch
+    """Train one run (in this process); the unit of work of every backend.
 
+    ``threads``: this worker's share of the free cores; a ``threads`` the run's config sets
+    itself wins (and ``OMP_NUM_THREADS`` wins over both, see :mod:`mmlatch.training.threads`).
+    """
     from mmlatch.training.run import train
 
-    if threads:
-        torch.set_num_threads(threads)
+    if threads and cfg_values.get("threads") is None:
+        cfg_values = {**cfg_values, "threads": threads}
     cfg = TrainConfig.from_dict(cfg_values)
     with run_lock(Path(directory)):
         return train(cfg, directory, resume=True, evaluate_test=evaluate_test)
@@ -371,7 +374,8 @@ def run_experiment(
     Args:
         exp: the experiment.
         out: its output directory.
-        jobs: runs at once (local processes, or Ray tasks); each gets cores // jobs threads.
+        jobs: runs at once (local processes, or Ray tasks); each gets 1/jobs of the free
+            cores as threads (:func:`mmlatch.training.threads.choose_threads`).
         backend: ``local`` or ``ray`` (each run a Ray task; ``ray_address`` or
             ``RAY_ADDRESS`` names a cluster, default a local instance).
         fmt: extra table format to write besides table.md (``latex`` or ``csv``).
@@ -387,7 +391,7 @@ def run_experiment(
         else:
             todo.append((run, seed, cfg, d))
     write_outputs(exp, out, fmt)
-    threads = max(1, (os.cpu_count() or 1) // max(jobs, 1))
+    threads = choose_threads(machine_cores(), machine_load(), None, os.environ, jobs).threads
 
     def done(run: RunSpec, seed: int, result: dict[str, Any], started: float) -> None:
         test = result.get("test", {})

@@ -41,6 +41,7 @@ from mmlatch.metrics import compute_metrics
 from mmlatch.models import count_parameters, create_model, get_entry, model_arguments
 from mmlatch.modules.standardize import Standardized
 from mmlatch.training.config import ConfigError, TrainConfig, save_config
+from mmlatch.training.threads import ThreadChoice, configure_threads
 
 
 class RunError(RuntimeError):
@@ -279,9 +280,10 @@ def train(
     say = log or _stderr
     out = Path(out_dir)
     cfg = cfg.resolved()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    threads = configure_threads(cfg.threads)
     device = resolve_device(cfg.device)
+    if cfg.precision == "16-mixed" and not device.startswith("cuda"):
+        raise ConfigError("precision 16-mixed needs a CUDA device; on CPU use bf16-mixed or 32")
     last = out / "checkpoints" / "last.ckpt"
     has_config = (out / "config.yaml").is_file()
     if resume and has_config and (out / "metrics.json").is_file():
@@ -306,7 +308,7 @@ def train(
         _fresh_start(out)
     save_config(cfg, out / "config.yaml")
     write_json(out / "model.json", spec)
-    write_json(out / "environment.json", environment(device))
+    write_json(out / "environment.json", environment(device, threads))
 
     _quiet_lightning()
     module = TaskModule(
@@ -331,6 +333,8 @@ def train(
         dirpath=out / "checkpoints", filename="best", monitor="val_loss", mode="min", save_last=True
     )
     cuda = device.startswith("cuda")
+    if cfg.compile:
+        model.compile()  # in place: parameter names (and so checkpoints) stay as they are
     distributed = cfg.devices > 1 or cfg.num_nodes > 1
     trainer = L.Trainer(
         max_epochs=cfg.epochs,
@@ -338,6 +342,7 @@ def train(
         devices=[int(device.split(":")[1])] if device.startswith("cuda:") else cfg.devices,
         num_nodes=cfg.num_nodes,
         strategy=cfg.strategy,
+        precision=cfg.precision,
         callbacks=[ckpt, EarlyStopping(monitor="val_loss", mode="min", patience=cfg.patience)]
         + ([_progress_bar()] if bar else []),
         logger=False,
@@ -348,8 +353,8 @@ def train(
         deterministic=not cuda,
         log_every_n_steps=1,
     )
-    train_loader = make_loader(dataset.split("train"), cfg.batch_size, shuffle=True, seed=cfg.seed)
-    valid_loader = make_loader(dataset.split("valid"), cfg.batch_size, shuffle=False)
+    train_loader = make_loader(dataset.split("train"), cfg.batch_size, shuffle=True, seed=cfg.seed, pin_memory=cuda)
+    valid_loader = make_loader(dataset.split("valid"), cfg.batch_size, shuffle=False, pin_memory=cuda)
     timing_file = out / "timing.json"
     previous = json.loads(timing_file.read_text())["seconds"] if resuming and timing_file.is_file() else 0.0
     start = time.perf_counter()
@@ -359,7 +364,8 @@ def train(
     else:
         if resuming:
             say(f"{out}: resuming from epoch {int(last_state.get('epoch', -1)) + 2} (checkpoints/last.ckpt)")
-        _fit(trainer, module, train_loader, valid_loader, str(last) if resuming else None)
+        with _cpu_bf16_guard(cfg.precision, cuda, say):
+            _fit(trainer, module, train_loader, valid_loader, str(last) if resuming else None)
         if not trainer.is_global_zero:
             return {}
         best_path = Path(ckpt.best_model_path)
@@ -392,6 +398,20 @@ def train(
     return result
 
 
+def _cpu_bf16_guard(precision: str, cuda: bool, say: Callable[[str], None]) -> Any:
+    """bf16 autocast on a CPU without bf16 support: oneDNN cannot build its bf16 LSTM
+    ("could not create a primitive descriptor"), so oneDNN is turned off for the fit (its
+    LSTMs then run torch's own float32 kernels). Elsewhere: nothing."""
+    import contextlib
+
+    if precision != "bf16-mixed" or cuda or not torch.backends.mkldnn.is_available():
+        return contextlib.nullcontext()
+    if torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return contextlib.nullcontext()
+    say("note: this CPU has no bf16 support in oneDNN: bf16-mixed runs without oneDNN (slower than 32)")
+    return torch.backends.mkldnn.flags(enabled=False)
+
+
 def _fit(trainer: Any, module: Any, train_loader: Any, valid_loader: Any, ckpt_path: str | None) -> None:
     """``trainer.fit``; Ctrl-C becomes :class:`TrainingInterrupted` naming the epoch (Lightning
     catches KeyboardInterrupt and exits 1 without a word)."""
@@ -417,8 +437,9 @@ def _fit(trainer: Any, module: Any, train_loader: Any, valid_loader: Any, ckpt_p
             signal.signal(signal.SIGINT, handler)  # Lightning ignores SIGINT after an interrupt
 
 
-def environment(device: str) -> dict[str, Any]:
-    """What ran a run: package versions, the mmlatch source's git commit, the machine."""
+def environment(device: str, threads: ThreadChoice | None = None) -> dict[str, Any]:
+    """What ran a run: package versions, the mmlatch source's git commit, the machine, and
+    how its torch thread count was chosen (``threads``: count, source, cores, load)."""
     import importlib.metadata
     import platform
     import socket
@@ -457,6 +478,7 @@ def environment(device: str) -> dict[str, Any]:
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "threads": threads.to_dict() if threads is not None else None,
         "device": device,
     }
     if device.startswith("cuda") and torch.cuda.is_available():
