@@ -259,9 +259,10 @@ def demo(
     metrics = list(results["baseline"]["test"])
     typer.echo("")
     typer.echo(f"test metrics, synthetic data, seed {seed}")
-    typer.echo(f"{'metric':<10} {'baseline':>10} {'mmlatch':>10}")
+    width = max(len("metric"), *(len(k) for k in metrics))
+    typer.echo(f"{'metric':<{width}} {'baseline':>10} {'mmlatch':>10}")
     for k in metrics:
-        typer.echo(f"{k:<10} {results['baseline']['test'][k]:>10.4f} {results['mmlatch']['test'][k]:>10.4f}")
+        typer.echo(f"{k:<{width}} {results['baseline']['test'][k]:>10.4f} {results['mmlatch']['test'][k]:>10.4f}")
 
 
 data_app = typer.Typer(help="Inspect and convert datasets.", no_args_is_help=True)
