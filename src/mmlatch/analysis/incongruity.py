@@ -66,7 +66,8 @@ def incongruent_mask(unimodal: np.ndarray, centre: float) -> np.ndarray:
     return positive.any(axis=1) & ~positive.all(axis=1)
 
 
-def _grouping(run: RunData, outputs: SplitOutputs) -> tuple[list[str], np.ndarray]:
+def grouping(run: RunData, outputs: SplitOutputs) -> tuple[list[str], np.ndarray]:
+    """(ids, (N,) incongruent) from ``run``'s unimodal predictions; AnalysisError when it has none."""
     if outputs.unimodal is None:
         raise AnalysisError(
             f"model {run.spec['model']!r} of run {run.label!r} gives no unimodal predictions "
@@ -98,14 +99,14 @@ def incongruity_table(
     cache: dict[str, Any] = {}  # runs on the same data read it once
     if reference is not None:
         ref = load_run_data(reference, data, reader_options, cache)
-        ids, mask = _grouping(ref, collect_outputs(ref.model, ref.dataset.split(split), batch_size, device))
+        ids, mask = grouping(ref, collect_outputs(ref.model, ref.dataset.split(split), batch_size, device))
         ref_groups = dict(zip(ids, mask.tolist()))
     rows = []
     for path, label in zip(runs, run_labels(runs)):
         run = load_run_data(path, data, reader_options, cache)
         outputs = collect_outputs(run.model, run.dataset.split(split), batch_size, device)
         if ref_groups is None:
-            _, incongruent = _grouping(run, outputs)
+            _, incongruent = grouping(run, outputs)
         else:
             missing = [i for i in outputs.ids if i not in ref_groups]
             if missing:

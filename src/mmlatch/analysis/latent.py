@@ -53,7 +53,7 @@ from mmlatch.analysis.collect import (
     run_labels,
     save_figure,
 )
-from mmlatch.analysis.incongruity import GROUPS, incongruent_mask, sign_centre
+from mmlatch.analysis.incongruity import GROUPS, grouping, sign_centre
 from mmlatch.data.batching import make_loader
 from mmlatch.models.hctmg import HCTMG
 from mmlatch.models.mult import MulT
@@ -150,16 +150,18 @@ def latent_table(
         raise AnalysisError("no run given")
     cache: dict[str, Any] = {}
     loaded = [load_run_data(path, data, reader_options, cache) for path in runs]
-    ref = load_run_data(reference, data, reader_options, cache) if reference is not None else None
-    if ref is None:
-        for run in loaded:
-            if collect_outputs(run.model, run.dataset.split(split), batch_size, device).unimodal is not None:
-                ref = run
+    if reference is not None:
+        ref = load_run_data(reference, data, reader_options, cache)
+        ref_out = collect_outputs(ref.model, ref.dataset.split(split), batch_size, device)
+    else:  # the first run with unimodal predictions; its outputs are kept, not collected again
+        for ref in loaded:
+            ref_out = collect_outputs(ref.model, ref.dataset.split(split), batch_size, device)
+            if ref_out.unimodal is not None:
                 break
-    if ref is None:
-        raise AnalysisError("no run gives unimodal predictions to group the samples; pass --reference HCTMG_RUN")
-    ref_out = collect_outputs(ref.model, ref.dataset.split(split), batch_size, device)
-    groups = dict(zip(ref_out.ids, incongruent_mask(ref_out.unimodal, sign_centre(ref.dataset)).tolist()))
+        else:
+            raise AnalysisError("no run gives unimodal predictions to group the samples; pass --reference HCTMG_RUN")
+    ids, incongruent = grouping(ref, ref_out)
+    groups = dict(zip(ids, incongruent.tolist()))
     readable = []
     for run, label in zip(loaded, run_labels(runs)):
         try:

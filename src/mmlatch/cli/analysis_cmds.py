@@ -92,6 +92,8 @@ def register(app: typer.Typer) -> None:
         from mmlatch.analysis.routing import plot_routing, routing_table
 
         cli = _cli()
+        cli._require_run(run)
+        cli._require_path(data)
         dev = _device(device)
         rd = cli._run_guarded(load_run_data, run, data, _reader(fmt))
         table = cli._run_guarded(routing_table, rd, split, device=dev)
