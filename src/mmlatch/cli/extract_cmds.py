@@ -47,7 +47,7 @@ def extract_one(
 
     from mmlatch.extract import ClipError, ClipInput, ExtractError, Extractor, build_spec
     from mmlatch.extract.build import manifest_path
-    from mmlatch.extract.io import write_json
+    from mmlatch.files import atomic_write, write_json
     from mmlatch.extract.timing import read_word_timings
 
     timings = read_word_timings(words) if words else None
@@ -73,8 +73,9 @@ def extract_one(
     arrays["words"] = np.array(clip.words, dtype=str)
     if clip.intervals is not None:
         arrays["intervals"] = clip.intervals
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(out, **arrays)
+    npz = out if out.name.endswith(".npz") else out.with_name(out.name + ".npz")  # as np.savez names it
+    with atomic_write(npz, "wb") as fh:
+        np.savez(fh, **arrays)
     doc = {"format": "mmlatch-extract-manifest", "dataset": str(out), "spec": spec,
            "clips": [{"id": str(arrays["ids"][0]), "status": "ok", **clip.status}]}
     write_json(manifest_path(out), json.loads(json.dumps(doc)))

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from mmlatch.files import atomic_write, write_json, write_text
 from mmlatch.extract.clip import ClipFeatures, ClipInput, Extractor
 from mmlatch.extract.errors import ClipError, ExtractError
 from mmlatch.extract.spec import build_spec, normalisation_stats, normalise
@@ -127,19 +128,15 @@ def _write_part(folder: Path, cid: str, result: ClipFeatures | str) -> None:
     """One clip's outcome, atomically: ``<hash>.npz`` (features) or ``<hash>.json`` (failure)."""
     name = _part_name(cid)
     if isinstance(result, str):
-        tmp = folder / f".{name}.json.tmp"
-        tmp.write_text(json.dumps({"id": cid, "error": result}))
-        os.replace(tmp, folder / f"{name}.json")
+        write_text(folder / f"{name}.json", json.dumps({"id": cid, "error": result}))
         return
     arrays = {f"features_{m}": v for m, v in result.features.items()}
     arrays["words"] = np.array(result.words, dtype=str)
     if result.intervals is not None:
         arrays["intervals"] = result.intervals
     arrays["status"] = np.array(json.dumps({"id": cid, **result.status}))
-    tmp = folder / f".{name}.npz.tmp"
-    with open(tmp, "wb") as f:
+    with atomic_write(folder / f"{name}.npz", "wb") as f:
         np.savez(f, **arrays)  # type: ignore[arg-type]
-    os.replace(tmp, folder / f"{name}.npz")
 
 
 def _read_part(folder: Path, cid: str) -> ClipFeatures | str | None:
@@ -314,8 +311,6 @@ def _assemble(
     summary = _summary(clips, spec)
     doc = {"format": "mmlatch-extract-manifest", "dataset": str(out), "manifest": str(manifest),
            "spec": spec, "summary": summary, "clips": clips}
-    from mmlatch.extract.io import write_json
-
     write_json(manifest_path(out), doc)
     shutil.rmtree(folder, ignore_errors=True)
     log(format_summary(summary, out))

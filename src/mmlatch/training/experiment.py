@@ -34,6 +34,7 @@ from typing import Any, Callable, Iterator
 
 import pandas as pd
 
+from mmlatch.files import write_text
 from mmlatch.training.config import ConfigError, TrainConfig, apply_overrides, read_yaml
 from mmlatch.training.threads import choose_threads, machine_cores, machine_load
 
@@ -343,19 +344,13 @@ def summary_table(results: pd.DataFrame, fmt: str = "md") -> str:
     return "\n".join(lines) + f"\n\n{note}\n"
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    from mmlatch.files import write_text
-
-    write_text(path, text)
-
-
 def write_outputs(exp: Experiment, out: Path, fmt: str = "md") -> pd.DataFrame:
     """Rewrite results.csv and table.md (and table.tex/.csv when asked) atomically."""
     results = collect_results(exp, out)
-    _atomic_text(out / "results.csv", results.to_csv(index=False))
-    _atomic_text(out / "table.md", summary_table(results, "md"))
+    write_text(out / "results.csv", results.to_csv(index=False))
+    write_text(out / "table.md", summary_table(results, "md"))
     if fmt != "md":
-        _atomic_text(out / f"table.{'tex' if fmt == 'latex' else 'csv'}", summary_table(results, fmt))
+        write_text(out / f"table.{'tex' if fmt == 'latex' else 'csv'}", summary_table(results, fmt))
     return results
 
 
