@@ -7,6 +7,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor, nn
 
+from mmlatch.modules.dropout import Dropout
 from mmlatch.models.registry import register_model, register_topdown
 from mmlatch.modules.checks import check_inputs, normalize_lengths
 from mmlatch.modules.outputs import ModelOutput
@@ -126,7 +127,7 @@ class HCTMG(nn.Module):
         self.gate = gate
         self.stages = stages
         self.head = head
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.momentum = momentum
         self.aux_weight = aux_weight
         self.gate_weight = gate_weight
@@ -246,7 +247,7 @@ def hctmg(
         TransformerEncoder(hidden, heads, fusion_layers, dropout, dropout, dropout, cross=True, embed=False)
         for _ in range(len(names) - 1)
     )
-    head = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, num_outputs))
+    head = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), Dropout(dropout), nn.Linear(hidden, num_outputs))
     return HCTMG(
         encoders,
         nn.ModuleDict({k: nn.Linear(hidden, num_outputs) for k in names}),

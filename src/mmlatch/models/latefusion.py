@@ -17,6 +17,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from mmlatch.modules.dropout import Dropout
 from mmlatch.models.registry import register_model, register_topdown
 from mmlatch.modules.checks import check_aligned, check_inputs, normalize_lengths
 from mmlatch.modules.encoders import RecurrentEncoder
@@ -99,7 +100,7 @@ class LateFusion(nn.Module):
         self.encoders = encoders
         self.fusion = fusion
         self.readout = readout
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.head = head
         self.modality_dims: dict[str, int] = {k: e.input_dim for k, e in encoders.items()}
         self.representation_dims: dict[str, int] = {k: e.output_dim for k, e in encoders.items()}

@@ -7,6 +7,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor, nn
 
+from mmlatch.modules.dropout import Dropout
 from mmlatch.models.registry import register_model
 from mmlatch.modules.checks import check_inputs, normalize_lengths
 from mmlatch.modules.masking import length_mask, masked_fill_padding
@@ -256,7 +257,7 @@ def mctn(
     )
     decoders = nn.ModuleList(Seq2SeqDecoder(hidden, modality_dims[t]) for t in order)
     head = nn.Sequential(
-        nn.Linear(hidden, head_hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(head_hidden, num_outputs)
+        nn.Linear(hidden, head_hidden), nn.ReLU(), Dropout(dropout), nn.Linear(head_hidden, num_outputs)
     )
     return MCTN(
         src,

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mmlatch.modules.dropout import Dropout
 from mmlatch.models.registry import register_model, register_topdown
 from mmlatch.modules.checks import check_inputs, normalize_lengths
 from mmlatch.modules.masking import length_mask, masked_fill_padding
@@ -26,7 +27,7 @@ class ResidualHead(nn.Module):
         super().__init__()
         self.proj1 = nn.Linear(dim, dim)
         self.proj2 = nn.Linear(dim, dim)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.out = nn.Linear(dim, num_outputs)
 
     def forward(self, x: Tensor) -> Tensor:

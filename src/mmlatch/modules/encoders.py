@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from mmlatch.modules.dropout import Dropout
 from mmlatch.modules.attention import SelfAttention
 from mmlatch.modules.masking import length_mask, masked_fill_padding
 from mmlatch.modules.rnn import MaskedBiLSTM
@@ -33,7 +34,7 @@ class RecurrentEncoder(nn.Module):
         self.output_dim = hidden
         self.rnn = MaskedBiLSTM(input_dim, hidden, merge="sum", dropout=rnn_dropout)
         self.attention = SelfAttention(hidden, dropout=attn_dropout)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         """x: (B, L, F_k), lengths: (B,) -> r_k: (B, L, d), zero at padded steps."""

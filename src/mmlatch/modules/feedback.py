@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from mmlatch.modules.dropout import Dropout
+
 
 class LSTMFeedback(nn.Module):
     """Unidirectional LSTM whose hidden state, through a sigmoid, is the mask (paper Sec. 2.7).
@@ -27,7 +29,7 @@ class LSTMFeedback(nn.Module):
     ) -> None:
         super().__init__()
         self.rnn = nn.LSTM(input_dim, output_dim, batch_first=True)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         if gate_bias:
             with torch.no_grad():  # PyTorch's gate order: input, forget, cell, output
                 self.rnn.bias_ih_l0[:output_dim] += gate_bias

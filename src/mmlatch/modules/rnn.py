@@ -7,6 +7,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from mmlatch.modules.dropout import Dropout
 from mmlatch.modules.masking import reverse_padded
 
 
@@ -39,7 +40,7 @@ class MaskedBiLSTM(nn.Module):
         self.fwd = nn.LSTM(input_size, hidden_size, batch_first=True)
         self.bwd = nn.LSTM(input_size, hidden_size, batch_first=True)
         self.merge = merge
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.output_size = hidden_size if merge == "sum" else 2 * hidden_size
 
     def directions(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:

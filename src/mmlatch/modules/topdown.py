@@ -7,6 +7,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch import Tensor, nn
 
+from mmlatch.modules.dropout import Dropout
 from mmlatch.modules.checks import check_aligned, check_inputs, normalize_lengths
 from mmlatch.modules.masking import length_mask, masked_fill_padding
 from mmlatch.modules.outputs import ModelOutput
@@ -65,7 +66,7 @@ class TopDown(nn.Module):
             raise ValueError(f"feedback generators {sorted(feedback)} do not match pairs {sorted(needed)}")
         self.feedback = feedback
         self.stage1_grad = stage1_grad
-        self.mask_dropout = nn.Dropout(mask_dropout)
+        self.mask_dropout = Dropout(mask_dropout)
         self.check_finite = True
 
     def masks(self, features: dict[str, Tensor], lengths: dict[str, Tensor]) -> dict[str, Tensor]:
