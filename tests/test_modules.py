@@ -39,10 +39,10 @@ def test_bilstm_matches_unpadded_reference() -> None:
     lengths = torch.tensor([3, 5])
     out = rnn(x, lengths)
     # sample 0 alone, truncated to its 3 real steps, through plain LSTMs
-    x0 = x[:1, :3]
+    x0 = x[:1, :3].transpose(0, 1)  # (3, 1, F): the LSTMs are time-major
     ref_f, _ = rnn.fwd(x0)
-    ref_b, _ = rnn.bwd(x0.flip(1))
-    ref = torch.cat([ref_f, ref_b.flip(1)], dim=-1)
+    ref_b, _ = rnn.bwd(x0.flip(0))
+    ref = torch.cat([ref_f, ref_b.flip(0)], dim=-1).transpose(0, 1)
     assert torch.allclose(out[:1, :3], ref, atol=1e-6)
 
 

@@ -19,6 +19,22 @@ def length_mask(lengths: Tensor, max_len: int) -> Tensor:
     return steps.unsqueeze(0) < lengths.unsqueeze(1)
 
 
+def reversal_index(lengths: Tensor, max_len: int) -> Tensor:
+    """For each sample, the step that lands at position t when the sequence is reversed
+    within its own length (padding stays in place).
+
+    Args:
+        lengths: (B,) lengths.
+        max_len: L.
+    Returns:
+        (B, L) long: ``len_b - 1 - t`` for ``t < len_b``, else ``t``. Applying it twice is
+        the identity.
+    """
+    steps = torch.arange(max_len, device=lengths.device).unsqueeze(0)  # (1, L)
+    lens = lengths.unsqueeze(1)  # (B, 1)
+    return torch.where(steps < lens, lens - 1 - steps, steps)
+
+
 def reverse_padded(x: Tensor, lengths: Tensor) -> Tensor:
     """Reverse each sequence within its own length, leaving padding in place.
 
@@ -32,9 +48,7 @@ def reverse_padded(x: Tensor, lengths: Tensor) -> Tensor:
         (B, L, F) with ``out[b, t] = x[b, len_b - 1 - t]`` for ``t < len_b``.
     """
     batch, max_len = x.size(0), x.size(1)
-    steps = torch.arange(max_len, device=x.device).unsqueeze(0)  # (1, L)
-    lens = lengths.to(x.device).unsqueeze(1)  # (B, 1)
-    idx = torch.where(steps < lens, lens - 1 - steps, steps)  # (B, L)
+    idx = reversal_index(lengths.to(x.device), max_len)  # (B, L)
     # Row gather on the flattened batch: whole feature rows move at once (faster than gather).
     flat = idx + torch.arange(batch, device=x.device).unsqueeze(1) * max_len  # (B, L)
     return x.reshape(batch * max_len, -1).index_select(0, flat.reshape(-1)).view_as(x)

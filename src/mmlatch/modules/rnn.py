@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from mmlatch.modules.dropout import Dropout
-from mmlatch.modules.masking import reverse_padded
+from mmlatch.modules.masking import reversal_index
 
 
 class MaskedBiLSTM(nn.Module):
@@ -37,18 +37,29 @@ class MaskedBiLSTM(nn.Module):
         super().__init__()
         if merge not in ("sum", "concat"):
             raise ValueError(f"merge must be 'sum' or 'concat', got {merge!r}")
-        self.fwd = nn.LSTM(input_size, hidden_size, batch_first=True)
-        self.bwd = nn.LSTM(input_size, hidden_size, batch_first=True)
+        self.fwd = nn.LSTM(input_size, hidden_size)  # time-major: the layout the LSTM kernels use
+        self.bwd = nn.LSTM(input_size, hidden_size)
         self.merge = merge
         self.dropout = Dropout(dropout)
         self.output_size = hidden_size if merge == "sum" else 2 * hidden_size
 
     def directions(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """x: (B, L, F), lengths: (B,) -> forward and backward outputs, each (B, L, H),
-        both indexed by input step (the backward output at step 0 is its final state)."""
-        out_f, _ = self.fwd(x)
-        out_b, _ = self.bwd(reverse_padded(x, lengths))
-        return self.dropout(out_f), self.dropout(reverse_padded(out_b, lengths))
+        both indexed by input step (the backward output at step 0 is its final state).
+
+        The backward direction's input is gathered straight into time-major order, and its
+        output straight back into batch-major input-step order: one copy each way.
+        """
+        batch, steps = x.size(0), x.size(1)
+        rev = reversal_index(lengths.to(x.device), steps)  # (B, L): step read at reversed step t
+        rows = torch.arange(batch, device=x.device).unsqueeze(1)  # (B, 1)
+        into = (rows * steps + rev).t().reshape(-1)  # time-major row t*B+b <- x[b, rev[b, t]]
+        back = (rev * batch + rows).reshape(-1)  # batch-major row b*L+s <- out[rev[b, s], b]
+        out_f, _ = self.fwd(x.transpose(0, 1))  # (L, B, H)
+        x_rev = x.reshape(batch * steps, -1).index_select(0, into).view(steps, batch, -1)
+        out_b, _ = self.bwd(x_rev)  # (L, B, H), reversed steps
+        out_b = out_b.reshape(steps * batch, -1).index_select(0, back).view(batch, steps, -1)
+        return self.dropout(out_f.transpose(0, 1)), self.dropout(out_b)
 
     def _merge(self, a: Tensor, b: Tensor) -> Tensor:
         return a + b if self.merge == "sum" else torch.cat([a, b], dim=-1)
