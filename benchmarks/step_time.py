@@ -22,6 +22,7 @@ import torch
 
 from mmlatch.models import MOSEI_DIMS, count_parameters, create_model, list_models, model_arguments
 from mmlatch.models.latefusion import VARIANTS
+from mmlatch.training.module import make_adam
 from mmlatch.training.run import resolve_device
 from mmlatch.training.threads import configure_threads
 
@@ -40,7 +41,7 @@ def measure(
     """(train ms, inference ms, parameters) for model ``name`` (``variant``: None = default)."""
     torch.manual_seed(0)
     model = create_model(name, MOSEI_DIMS, variant=variant).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=5e-4)
+    opt = make_adam(model.parameters(), lr=5e-4)  # the optimizer training uses
     x = {k: torch.randn(batch, length, f, device=device) for k, f in MOSEI_DIMS.items()}
     lengths = torch.full((batch,), length, device=device)
     lengths[batch // 2 :] = length * 3 // 4  # mixed lengths, as in real batches

@@ -98,6 +98,36 @@ def test_last_real_step_uses_lengths_not_the_last_index() -> None:
     assert last_real_step(x, torch.tensor([2, 4])).flatten().tolist() == [1.0, 7.0]
 
 
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("cross", [False, True])
+def test_last_only_equals_the_full_output_at_the_last_real_step(causal: bool, cross: bool) -> None:
+    torch.manual_seed(0)
+    enc = TransformerEncoder(D, 2, 3, attn_dropout=0.3, relu_dropout=0.3, res_dropout=0.3, cross=cross, causal=causal)
+    x, lens = torch.randn(3, 6, D), torch.tensor([6, 2, 4])
+    kv, kv_lens = (torch.randn(3, 5, D), torch.tensor([5, 3, 1])) if cross else (None, None)
+    enc.eval()
+    with torch.no_grad():
+        full = last_real_step(enc(x, lens, kv, kv_lens), lens)
+        last = enc(x, lens, kv, kv_lens, last_only=True)
+    assert last.shape == (3, D)
+    assert torch.allclose(full, last, atol=1e-6)
+    # training: the same gradients on every parameter (dropout off so both see the same draws)
+    enc.train()
+    for m in enc.modules():
+        if hasattr(m, "p"):
+            m.p = 0.0
+        if hasattr(m, "dropout") and isinstance(m.dropout, float):
+            m.dropout = 0.0
+    grads = []
+    for last_only in (False, True):
+        enc.zero_grad()
+        out = enc(x, lens, kv, kv_lens, last_only=last_only)
+        (out if last_only else last_real_step(out, lens)).square().sum().backward()
+        grads.append([p.grad.clone() for p in enc.parameters()])
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, atol=1e-5)
+
+
 def test_mult_prediction_reads_the_last_real_step() -> None:
     model = _mult().eval()
     feats, lens = _feats({k: [3, 5] for k in DIMS})

@@ -11,7 +11,7 @@ from mmlatch.models.registry import register_model, register_topdown
 from mmlatch.modules.checks import check_inputs, normalize_lengths
 from mmlatch.modules.masking import length_mask, masked_fill_padding
 from mmlatch.modules.outputs import ModelOutput
-from mmlatch.modules.transformer import TemporalProjection, TransformerEncoder, last_real_step
+from mmlatch.modules.transformer import TemporalProjection, TransformerEncoder
 
 
 class ResidualHead(nn.Module):
@@ -104,10 +104,8 @@ class MulT(nn.Module):
         lengths = normalize_lengths(features, lengths)
         check_inputs(features, lengths, self.modality_dims, self.check_finite)
         reps = self.encode(features, lengths)
-        last = [
-            last_real_step(self.memories[t](reps[t], lengths[t]), lengths[t])  # (B, (n-1) d)
-            for t in self.modality_dims
-        ]
+        # Only each memory's last real step is read, so its last layer computes only that step.
+        last = [self.memories[t](reps[t], lengths[t], last_only=True) for t in self.modality_dims]  # (B, (n-1) d)
         return ModelOutput(self.head(torch.cat(last, dim=1)))  # (B, n (n-1) d) -> (B, out)
 
 

@@ -133,20 +133,17 @@ class MultiHeadAttention(nn.Module):
         True where a query step may attend a key step, or the same as floats added to the
         scores (:func:`additive_mask`) -> (B, Lq, d).
 
-        Without dropout (inference, or ``dropout=0``): PyTorch's fused attention. With dropout
-        in training: ``softmax(q k^T / sqrt(d/H) + mask)`` by explicit products and
-        :func:`dropout` on the weights; the same mathematics, and much faster on CPU than the
-        fused call, which falls back to its slowest path whenever it has to drop weights.
+        ``softmax(q k^T / sqrt(d/H) + mask)`` by explicit products, :func:`dropout` on the
+        weights in training: the same mathematics as ``F.scaled_dot_product_attention``,
+        which on CPU was several times slower at MulT's sizes (head size 6-12, 50 steps) in
+        inference and in training.
         """
         if attn_mask.dtype == torch.bool:
             attn_mask = additive_mask(attn_mask, query.dtype)
         q, k, v = (self._split(t) for t in self._project(query, kv))  # (B, H, L, d/H)
-        if self.training and self.dropout > 0:
-            scores = (q * (q.size(-1) ** -0.5)) @ k.transpose(-1, -2)  # (B, H, Lq, Lk)
-            weights = torch.softmax(scores + attn_mask.to(scores.dtype), dim=-1)
-            out = dropout(weights, self.dropout, True) @ v  # (B, H, Lq, d/H)
-        else:
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask.to(q.dtype))  # (B, H, Lq, d/H)
+        scores = (q * (q.size(-1) ** -0.5)) @ k.transpose(-1, -2)  # (B, H, Lq, Lk)
+        weights = torch.softmax(scores + attn_mask.to(scores.dtype), dim=-1)
+        out = dropout(weights, self.dropout, self.training) @ v  # (B, H, Lq, d/H)
         b, _, lq, _ = out.shape
         return self.out(out.transpose(1, 2).reshape(b, lq, -1))
 
@@ -187,13 +184,25 @@ class TransformerLayer(nn.Module):
         self.relu_dropout = Dropout(relu_dropout)
         self.res_dropout = Dropout(res_dropout)
 
-    def forward(self, x: Tensor, attn_mask: Tensor, kv: Tensor | None = None) -> Tensor:
+    def forward(
+        self, x: Tensor, attn_mask: Tensor, kv: Tensor | None = None, query_index: Tensor | None = None
+    ) -> Tensor:
         """x: (B, Lq, d), attn_mask: (B, 1, Lq|1, Lk) bool or additive (see
-        :meth:`MultiHeadAttention.forward`), kv: (B, Lk, d) if cross -> (B, Lq, d)."""
+        :meth:`MultiHeadAttention.forward`), kv: (B, Lk, d) if cross -> (B, Lq, d).
+
+        ``query_index`` (B,): compute the layer's output only at step ``query_index[b]`` of
+        each sample (keys and values still come from every step) -> (B, 1, d); attn_mask
+        must then have one query row. Every step's output depends only on its own query row,
+        so these are exactly the full output's values at those steps.
+        """
         if (kv is not None) != self.cross:
             raise ValueError("a crossmodal layer needs kv; a self-attention layer takes none")
-        q = self.norm_q(x)
-        source = q if self.norm_kv is None else self.norm_kv(kv)
+        normed = self.norm_q(x)
+        source = normed if self.norm_kv is None else self.norm_kv(kv)
+        q = normed
+        if query_index is not None:
+            rows = torch.arange(x.size(0), device=x.device)
+            x, q = x[rows, query_index].unsqueeze(1), normed[rows, query_index].unsqueeze(1)  # (B, 1, d)
         x = x + self.res_dropout(self.attn(q, source, attn_mask))
         h = self.fc2(self.relu_dropout(F.relu(self.fc1(self.norm_ff(x)))))
         return x + self.res_dropout(h)
@@ -260,8 +269,14 @@ class TransformerEncoder(nn.Module):
         lengths: Tensor,
         kv: Tensor | None = None,
         kv_lengths: Tensor | None = None,
+        last_only: bool = False,
     ) -> Tensor:
-        """x: (B, Lq, d), lengths: (B,); kv: (B, Lk, d), kv_lengths: (B,) if cross -> (B, Lq, d)."""
+        """x: (B, Lq, d), lengths: (B,); kv: (B, Lk, d), kv_lengths: (B,) if cross -> (B, Lq, d).
+
+        ``last_only``: only the output at each sample's last real step, (B, d), equal to
+        ``last_real_step(forward(...), lengths)``; the last layer then computes that one
+        step (its attention, feed-forward and the final LayerNorm) instead of all of them.
+        """
         if self.cross and (kv is None or kv_lengths is None):
             raise ValueError("a crossmodal transformer needs kv and kv_lengths")
         if not self.cross and kv is not None:
@@ -274,9 +289,16 @@ class TransformerEncoder(nn.Module):
         else:
             mask = self.attention_mask(x.size(1), kv_lengths, kv.size(1))
         mask = additive_mask(mask, x.dtype)  # once for every layer
-        for layer in self.layers:
+        if not last_only:
+            for layer in self.layers:
+                x = layer(x, mask, kv)
+            return self.norm(x)
+        for layer in self.layers[:-1]:
             x = layer(x, mask, kv)
-        return self.norm(x)
+        idx = (lengths.to(x.device) - 1).clamp(min=0)  # (B,)
+        if mask.size(2) > 1:  # causal: the query row of each sample's last step
+            mask = mask[torch.arange(x.size(0), device=x.device), :, idx].unsqueeze(2)  # (B, 1, 1, Lk)
+        return self.norm(self.layers[-1](x, mask, kv, query_index=idx).squeeze(1))  # (B, d)
 
 
 def last_real_step(x: Tensor, lengths: Tensor) -> Tensor:
