@@ -1,24 +1,34 @@
-"""Dropout drawn from uniform numbers, several times cheaper on CPU than ``nn.Dropout``."""
+"""Dropout drawn from random bits, several times cheaper on CPU than ``nn.Dropout``."""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
 def dropout(x: Tensor, p: float, training: bool) -> Tensor:
-    """Dropout: each element zeroed with probability ``p``, survivors scaled by ``1/(1-p)``.
+    """Dropout: each element zeroed with probability ``p``, survivors scaled to keep the mean.
 
-    The same distribution as ``F.dropout``, drawn as ``uniform >= p``: on CPU, uniform draws
-    are several times faster than the Bernoulli draws ``F.dropout`` makes, and dropout was
-    the largest single cost of a transformer training step.
+    On CUDA this is ``F.dropout``. On CPU, where drawing the random numbers was the largest
+    single cost of a transformer training step, each element gets 32 random bits (two per
+    64-bit draw, about twice as fast as a float draw and four times as fast as the Bernoulli
+    draws of ``F.dropout``) and is kept when they are at least ``round(p * 2**32)`` up from
+    the bottom of their range. The drop probability is thus ``p`` rounded to a multiple of
+    2**-32 (finer than the 2**-24 of a float32 uniform draw), and survivors are scaled by one
+    over the keep probability, so the expectation is exact.
     """
     if not training or p == 0.0:
         return x
     if p >= 1.0:
         return torch.zeros_like(x)
-    keep = torch.rand_like(x).ge_(p).mul_(1.0 / (1.0 - p))  # 0 or 1/(1-p), no gradient
-    return x * keep
+    if x.device.type != "cpu":
+        return F.dropout(x, p, True)
+    drop = round(p * 2**32)  # dropped bit patterns, of 2**32
+    n = x.numel()
+    bits = torch.empty((n + 1) // 2, dtype=torch.int64).random_(-(2**63), None)  # every 64-bit value
+    keep = bits.view(torch.int32)[:n].view(x.shape) >= drop - 2**31  # P(keep) = 1 - drop / 2**32
+    return x * keep.to(x.dtype).mul_(2**32 / (2**32 - drop))
 
 
 class Dropout(nn.Module):
