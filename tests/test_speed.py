@@ -172,5 +172,11 @@ def test_dropout_zeroes_a_fraction_p_and_scales_the_rest() -> None:
     assert dropout(x, 0.25, training=False) is x and dropout(x, 0.0, training=True) is x
     assert torch.equal(dropout(x, 1.0, training=True), torch.zeros_like(x))
     assert Dropout(0.5).eval()(x) is x
+    odd = torch.ones(3, 5, 7)  # an odd count of elements: half a 64-bit draw goes unused
+    torch.manual_seed(1)
+    first = dropout(odd, 0.5, training=True)
+    torch.manual_seed(1)
+    assert first.shape == odd.shape and torch.equal(first, dropout(odd, 0.5, training=True))  # seeded
+    assert set(first.unique().tolist()) <= {0.0, 2.0}
     with pytest.raises(ValueError, match="in \\[0, 1\\]"):
         Dropout(1.5)
