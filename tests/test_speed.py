@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import platform
+import sys
 from pathlib import Path
 
 import pytest
@@ -82,7 +84,21 @@ def test_bf16_mixed_trains_a_tiny_run_and_records_the_threads(tmp_path, monkeypa
     env = json.loads((tmp_path / "r" / "environment.json").read_text())
     assert env["torch_threads"] == 1
     assert env["threads"]["threads"] == 1 and env["threads"]["source"] == "requested"
+    assert env["threads"]["allocator"] == _expected_allocator()
     assert "precision: bf16-mixed" in (tmp_path / "r" / "config.yaml").read_text()
+
+
+def _expected_allocator() -> str:
+    return "kept" if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc" else "system"
+
+
+def test_the_allocator_keeps_freed_memory_on_glibc_unless_told_not_to() -> None:
+    from mmlatch.training.allocator import configure_allocator
+
+    assert configure_allocator({}) == _expected_allocator()
+    assert configure_allocator({"MMLATCH_MALLOC": "system"}) == "system"
+    with pytest.raises(ValueError, match="MMLATCH_MALLOC must be 'kept' or 'system', got 'fast'"):
+        configure_allocator({"MMLATCH_MALLOC": "fast"})
 
 
 def test_unknown_precision_lists_the_choices(tmp_path) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 ENV_VAR = "MMLATCH_THREADS"
@@ -32,6 +32,8 @@ class ThreadChoice:
     source: str
     cores: int
     load: float
+    #: glibc's allocator keeps freed memory ("kept") or not ("system"): see training/allocator.py
+    allocator: str = "system"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -105,12 +107,15 @@ def machine_load() -> float:
 
 def configure_threads(requested: int | None = None, jobs: int = 1) -> ThreadChoice:
     """Choose the thread count for this machine now (see :func:`choose_threads`) and give it
-    to torch (``torch.set_num_threads``). Returns the choice."""
+    to torch (``torch.set_num_threads``); also keep freed memory in the process
+    (:func:`mmlatch.training.allocator.configure_allocator`). Returns the choice."""
     import torch
+
+    from mmlatch.training.allocator import configure_allocator
 
     choice = choose_threads(machine_cores(), machine_load(), requested, os.environ, jobs)
     torch.set_num_threads(choice.threads)
-    return choice
+    return replace(choice, allocator=configure_allocator())
 
 
 __all__ = ["ENV_VAR", "ThreadChoice", "choose_threads", "configure_threads", "machine_cores", "machine_load"]
