@@ -18,6 +18,8 @@ from mmlatch.models.mctn import masked_mse, stretch
 from mmlatch.models.raven import GatedShift, word_chunks
 from mmlatch.models.routing import CapsuleRouting, feature_subsets
 
+from padded import padded_modalities
+
 DIMS = {"text": 6, "audio": 5, "visual": 4}
 SMALL = {
     "raven": {"hidden": 8, "nonverbal_hidden": 4},
@@ -34,14 +36,7 @@ def _model(name: str, dims: dict[str, int] = DIMS, **kw) -> torch.nn.Module:
 
 def _unaligned(lengths: dict[str, list[int]], dims: dict[str, int] = DIMS, seed: int = 0):
     """End-padded modalities of their own lengths: modality -> (B, L_k, F_k), lengths per modality."""
-    g = torch.Generator().manual_seed(seed)
-    feats, lens = {}, {}
-    for k, f in dims.items():
-        ln = torch.tensor(lengths[k])
-        mask = torch.arange(int(ln.max()))[None, :] < ln[:, None]
-        feats[k] = torch.randn(len(ln), int(ln.max()), f, generator=g) * mask[..., None]
-        lens[k] = ln
-    return feats, lens
+    return padded_modalities(lengths, dims, seed)
 
 
 # ----------------------------------------------------------------------------- RAVEN

@@ -15,7 +15,7 @@ from mmlatch.modules import (
     SymmetricAttentionFusion,
     TopDown,
 )
-from mmlatch.modules.masking import length_mask, reverse_padded
+from mmlatch.modules.masking import length_mask, reversal_index
 from mmlatch.modules.outputs import ModelOutput
 
 
@@ -24,12 +24,12 @@ def test_length_mask() -> None:
     assert mask.tolist() == [[True, False, False], [True, True, True], [True, True, False]]
 
 
-def test_reverse_padded_keeps_padding_in_place() -> None:
-    x = torch.arange(8.0).view(2, 4, 1)  # rows [0,1,2,3] and [4,5,6,7]
-    out = reverse_padded(x, torch.tensor([2, 4])).squeeze(-1)
-    assert out.tolist() == [[1.0, 0.0, 2.0, 3.0], [7.0, 6.0, 5.0, 4.0]]
+def test_reversal_index_keeps_padding_in_place() -> None:
+    idx = reversal_index(torch.tensor([2, 4]), 4)
+    x = torch.arange(8.0).view(2, 4)  # rows [0,1,2,3] and [4,5,6,7]
+    assert x.gather(1, idx).tolist() == [[1.0, 0.0, 2.0, 3.0], [7.0, 6.0, 5.0, 4.0]]
     # reversing twice is the identity
-    assert torch.equal(reverse_padded(reverse_padded(x, torch.tensor([2, 4])), torch.tensor([2, 4])), x)
+    assert torch.equal(idx.gather(1, idx), torch.arange(4).expand(2, 4))
 
 
 def test_bilstm_matches_unpadded_reference() -> None:

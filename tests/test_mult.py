@@ -18,19 +18,14 @@ from mmlatch.modules.transformer import (
     sinusoidal_positions,
 )
 
+from padded import padded_modalities
+
 D = 8
 DIMS = {"text": 6, "audio": 5, "visual": 4}
 
 
 def _feats(lengths: dict[str, list[int]], dims: dict[str, int] = DIMS, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    feats, lens = {}, {}
-    for k, f in dims.items():
-        ln = torch.tensor(lengths[k])
-        mask = torch.arange(int(ln.max()))[None, :] < ln[:, None]
-        feats[k] = torch.randn(len(ln), int(ln.max()), f, generator=g) * mask[..., None]
-        lens[k] = ln
-    return feats, lens
+    return padded_modalities(lengths, dims, seed)
 
 
 def _mult(dims: dict[str, int] = DIMS, name: str = "mult", **kw) -> torch.nn.Module:

@@ -17,9 +17,9 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from mmlatch.modules.dropout import Dropout
 from mmlatch.models.registry import register_model, register_topdown
 from mmlatch.modules.checks import check_aligned, check_inputs, normalize_lengths
+from mmlatch.modules.dropout import Dropout
 from mmlatch.modules.encoders import RecurrentEncoder
 from mmlatch.modules.fusion import SymmetricAttentionFusion
 from mmlatch.modules.masking import length_mask

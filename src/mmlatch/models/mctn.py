@@ -7,9 +7,9 @@ from typing import Any, Callable
 import torch
 from torch import Tensor, nn
 
-from mmlatch.modules.dropout import Dropout
 from mmlatch.models.registry import register_model
 from mmlatch.modules.checks import check_inputs, normalize_lengths
+from mmlatch.modules.dropout import Dropout
 from mmlatch.modules.masking import length_mask, masked_fill_padding
 from mmlatch.modules.outputs import ModelOutput
 from mmlatch.modules.rnn import MaskedBiLSTM

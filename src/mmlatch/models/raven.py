@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from mmlatch.modules.dropout import Dropout
 from mmlatch.models.registry import register_model, register_topdown
 from mmlatch.modules.checks import check_inputs, is_exporting, normalize_lengths
+from mmlatch.modules.dropout import Dropout
 from mmlatch.modules.masking import length_mask, masked_fill_padding
 from mmlatch.modules.outputs import ModelOutput
 from mmlatch.modules.transformer import last_real_step

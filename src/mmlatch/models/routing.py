@@ -8,9 +8,9 @@ import math
 import torch
 from torch import Tensor, nn
 
-from mmlatch.modules.dropout import Dropout
 from mmlatch.models.registry import register_model, register_topdown
 from mmlatch.modules.checks import check_inputs, normalize_lengths
+from mmlatch.modules.dropout import Dropout
 from mmlatch.modules.outputs import ModelOutput
 from mmlatch.modules.transformer import TransformerEncoder, TransformerSequenceEncoder, masked_mean
 

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmlatch.modules.dropout import dropout
+from mmlatch.modules.masking import additive_mask
 
 
 class CrossModalAttention(nn.Module):
@@ -58,7 +59,7 @@ class CrossModalAttention(nn.Module):
         was slower at these sizes (by 20% of an inference step), with or without dropout.
         """
         q, k, v = self._project(query, key)
-        bias = torch.zeros_like(key_mask, dtype=q.dtype).masked_fill_(~key_mask, float("-inf"))  # (B, Lk)
+        bias = additive_mask(key_mask, q.dtype)  # (B, Lk)
         scores = torch.baddbmm(bias.unsqueeze(1), q, k.transpose(1, 2), alpha=q.size(-1) ** -0.5)  # (B, Lq, Lk)
         out = dropout(torch.softmax(scores, dim=-1), self.dropout, self.training) @ v  # (B, Lq, dim)
         return out + query if self.residual else out

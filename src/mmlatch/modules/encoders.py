@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from mmlatch.modules.dropout import Dropout
 from mmlatch.modules.attention import SelfAttention
+from mmlatch.modules.dropout import Dropout
 from mmlatch.modules.masking import length_mask, masked_fill_padding
 from mmlatch.modules.rnn import MaskedBiLSTM
 

@@ -1,4 +1,4 @@
-"""Padding helpers shared by every module: masks from lengths, per-sample reversal."""
+"""Padding helpers shared by every module: masks from lengths, per-sample reversal, additive attention masks."""
 
 from __future__ import annotations
 
@@ -35,25 +35,12 @@ def reversal_index(lengths: Tensor, max_len: int) -> Tensor:
     return torch.where(steps < lens, lens - 1 - steps, steps)
 
 
-def reverse_padded(x: Tensor, lengths: Tensor) -> Tensor:
-    """Reverse each sequence within its own length, leaving padding in place.
-
-    Running a forward RNN over the result is a backward RNN over the real steps that never
-    reads padding (no packing needed).
-
-    Args:
-        x: (B, L, F) end-padded sequences.
-        lengths: (B,) lengths.
-    Returns:
-        (B, L, F) with ``out[b, t] = x[b, len_b - 1 - t]`` for ``t < len_b``.
-    """
-    batch, max_len = x.size(0), x.size(1)
-    idx = reversal_index(lengths.to(x.device), max_len)  # (B, L)
-    # Row gather on the flattened batch: whole feature rows move at once (faster than gather).
-    flat = idx + torch.arange(batch, device=x.device).unsqueeze(1) * max_len  # (B, L)
-    return x.reshape(batch * max_len, -1).index_select(0, flat.reshape(-1)).view_as(x)
-
-
 def masked_fill_padding(x: Tensor, mask: Tensor, value: float = 0.0) -> Tensor:
     """Set padded steps of ``x`` (B, L, F) to ``value``; ``mask`` (B, L) is True on real steps."""
     return x.masked_fill(~mask.unsqueeze(2), value)
+
+
+def additive_mask(mask: Tensor, dtype: torch.dtype) -> Tensor:
+    """A boolean attention mask (True: may attend) as the float added to the scores: 0 where
+    True, -inf where False (so the softmax gives those keys exactly zero weight)."""
+    return torch.zeros_like(mask, dtype=dtype).masked_fill(~mask, float("-inf"))

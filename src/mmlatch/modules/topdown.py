@@ -7,8 +7,8 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch import Tensor, nn
 
-from mmlatch.modules.dropout import Dropout
 from mmlatch.modules.checks import check_aligned, check_inputs, normalize_lengths
+from mmlatch.modules.dropout import Dropout
 from mmlatch.modules.masking import length_mask, masked_fill_padding
 from mmlatch.modules.outputs import ModelOutput
 

@@ -14,13 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmlatch.modules.dropout import Dropout, dropout
-from mmlatch.modules.masking import length_mask
-
-
-def additive_mask(mask: Tensor, dtype: torch.dtype) -> Tensor:
-    """A boolean attention mask (True: may attend) as the float added to the scores: 0 where
-    True, -inf where False (so the softmax gives those keys exactly zero weight)."""
-    return torch.zeros_like(mask, dtype=dtype).masked_fill(~mask, float("-inf"))
+from mmlatch.modules.masking import additive_mask, length_mask
 
 
 def sinusoidal_positions(length: int, dim: int, device: torch.device | None = None) -> Tensor:
