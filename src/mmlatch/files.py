@@ -4,7 +4,10 @@ A file is written to a temporary name in its target's directory and renamed over
 so a reader (or a killed process) never sees half a file. ``tempfile.mkstemp`` creates its
 file with mode 0600 whatever the umask; :func:`atomic_write` sets the mode a plain ``open``
 would have given (0666 minus the umask), so colleagues on shared storage can read results
-exactly when they can read the CSVs and plots beside them.
+exactly when they can read the CSVs and plots beside them. The file is flushed to the disk
+(``fsync``) before the rename, so a full disk (ENOSPC, often reported only at that point), a
+file-size limit (EFBIG), an I/O error or a refused permission fails the write while the old
+file is still whole: :class:`WriteError` names the file and the reason in one line.
 
 Lowest layer: no torch, no numpy; every other layer may import it.
 """
@@ -12,6 +15,8 @@ Lowest layer: no torch, no numpy; every other layer may import it.
 from __future__ import annotations
 
 import contextlib
+import errno
+import hashlib
 import json
 import math
 import os
@@ -35,6 +40,39 @@ def current_umask() -> int:
     return mask
 
 
+class WriteError(RuntimeError):
+    """A file could not be written (disk full, file too large, I/O error, no permission).
+
+    The message names the file and the reason; whatever the file held before is intact.
+    ``path`` and ``errno`` are kept for callers that add what re-running does.
+    """
+
+    def __init__(self, message: str, path: str | None = None, errno_: int | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.errno = errno_
+
+    @classmethod
+    def from_oserror(cls, path: str | Path, exc: OSError) -> "WriteError":
+        why = exc.strerror or str(exc) or type(exc).__name__
+        code = errno.errorcode.get(exc.errno or -1)
+        return cls(f"could not write {path}: {why}{f' ({code})' if code else ''}", str(path), exc.errno)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (not every file system can: then nothing)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
     """Open a temporary file beside ``path``; on success it replaces ``path``.
@@ -44,20 +82,31 @@ def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
         mode: ``"w"`` (text, UTF-8) or ``"wb"`` (bytes).
     Yields:
         The open file. On an exception the temporary file is removed and ``path`` is untouched.
+    Raises:
+        WriteError: an ``OSError`` while creating, writing, syncing or renaming the file.
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_write mode must be 'w' or 'wb', got {mode!r}")
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise WriteError.from_oserror(target, exc) from None
     try:
         os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as fh:
             yield fh
+            fh.flush()
+            os.fsync(fh.fileno())  # a full disk is often reported here, not at write()
         os.replace(tmp, target)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise WriteError.from_oserror(target, exc) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_dir(target.parent)
 
 
 def write_text(path: str | Path, text: str) -> Path:
@@ -72,6 +121,20 @@ def write_bytes(path: str | Path, data: bytes) -> Path:
     with atomic_write(path, "wb") as fh:
         fh.write(data)
     return Path(path)
+
+
+def sha256_bytes(data: bytes) -> str:
+    """The SHA-256 of ``data`` as 64 hex digits."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """The SHA-256 of a file's bytes (read in chunks) as 64 hex digits."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def nan_to_none(x: Any) -> Any:
@@ -90,4 +153,14 @@ def write_json(path: str | Path, data: Any) -> Path:
     return write_text(path, json.dumps(nan_to_none(data), indent=2) + "\n")
 
 
-__all__ = ["atomic_write", "current_umask", "nan_to_none", "write_bytes", "write_json", "write_text"]
+__all__ = [
+    "WriteError",
+    "atomic_write",
+    "current_umask",
+    "nan_to_none",
+    "sha256_bytes",
+    "sha256_file",
+    "write_bytes",
+    "write_json",
+    "write_text",
+]

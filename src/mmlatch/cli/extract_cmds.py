@@ -74,11 +74,19 @@ def extract_one(
     if clip.intervals is not None:
         arrays["intervals"] = clip.intervals
     npz = out if out.name.endswith(".npz") else out.with_name(out.name + ".npz")  # as np.savez names it
-    with atomic_write(npz, "wb") as fh:
-        np.savez(fh, **arrays)
-    doc = {"format": "mmlatch-extract-manifest", "dataset": str(out), "spec": spec,
-           "clips": [{"id": str(arrays["ids"][0]), "status": "ok", **clip.status}]}
-    write_json(manifest_path(out), json.loads(json.dumps(doc)))
+    from mmlatch.files import WriteError, sha256_file
+    from mmlatch.rundir import writer_lock
+
+    with writer_lock(npz, directory=False, advice="wait for it to finish, or use another --out"):
+        try:
+            manifest_path(out).unlink(missing_ok=True)  # an older manifest's hash never pairs with the new file
+            with atomic_write(npz, "wb") as fh:
+                np.savez(fh, **arrays)
+            doc = {"format": "mmlatch-extract-manifest", "dataset": str(out), "dataset_sha256": sha256_file(npz),
+                   "spec": spec, "clips": [{"id": str(arrays["ids"][0]), "status": "ok", **clip.status}]}
+            write_json(manifest_path(out), json.loads(json.dumps(doc)))
+        except WriteError as e:
+            raise ExtractError(f"{e}; what was written before is intact: free space and re-run the same command") from None
     return doc["clips"][0]
 
 

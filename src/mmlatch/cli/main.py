@@ -321,12 +321,13 @@ def data_convert(
     typer.echo(f"wrote {written} ({', '.join(f'{k} {len(v)}' for k, v in ds.splits.items())})")
 
 
-from mmlatch.cli import analysis_cmds, experiment_cmds, extract_cmds, import_cmds  # noqa: E402
+from mmlatch.cli import analysis_cmds, experiment_cmds, extract_cmds, import_cmds, verify_cmds  # noqa: E402
 
 experiment_cmds.register(app)
 analysis_cmds.register(app)
 extract_cmds.register(app)
 import_cmds.register(app)
+verify_cmds.register(app)
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -86,6 +86,46 @@ def save_dataset(ds: MultimodalDataset, path: str | os.PathLike[str]) -> Path:
     return path
 
 
+EXTRACT_MANIFEST_FORMAT = "mmlatch-extract-manifest"
+
+
+def extraction_manifest(path: str | os.PathLike[str]) -> Path:
+    """``data.npz`` -> ``data.manifest.json``, where ``mmlatch extract`` records the file's SHA-256."""
+    path = Path(path)
+    return path.with_name(path.stem + ".manifest.json")
+
+
+def check_extraction_hash(path: str | os.PathLike[str]) -> str | None:
+    """Compare a dataset file with the SHA-256 its extraction manifest recorded (if any).
+
+    Returns:
+        None when it matches, "no stored hash" when no manifest (or an older one) is beside it.
+    Raises:
+        DataError: the manifest is unreadable, or the file's bytes differ (names the file).
+    """
+    from mmlatch.files import sha256_file
+
+    path = Path(path)
+    manifest = extraction_manifest(path)
+    if not manifest.is_file():
+        return "no stored hash"
+    try:
+        doc = json.loads(manifest.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise DataError(f"{manifest}: the extraction manifest of {path.name} is not valid JSON ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0] if str(e) else ''}); re-run mmlatch extract, or remove it") from None
+    if not isinstance(doc, dict) or doc.get("format") != EXTRACT_MANIFEST_FORMAT:
+        raise DataError(f"{manifest}: not an extraction manifest (no format {EXTRACT_MANIFEST_FORMAT!r}); "
+                        f"re-run mmlatch extract, or remove it")
+    stored = doc.get("dataset_sha256")
+    if not stored:
+        return "no stored hash"
+    if sha256_file(path) != stored:
+        raise DataError(f"{path}: SHA-256 differs from the one {manifest.name} recorded when it was written "
+                        f"(the file changed afterwards: flipped bits, a partial copy or another extraction)")
+    return None
+
+
 def is_own_file(path: str | os.PathLike[str]) -> bool:
     """True when ``path`` is a zip (npz) file with the ``__mmlatch__`` entry."""
     try:
@@ -108,6 +148,7 @@ def load_own(path: str | os.PathLike[str]) -> MultimodalDataset:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
+    check_extraction_hash(path)
     try:
         z = np.load(path, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile) as e:

@@ -6,7 +6,13 @@ extraction loses nothing: ``resume=True`` skips the clips already there (the spe
 the same). When every clip is done, normalisation statistics are computed on the train
 split's words, the dataset is written (:func:`mmlatch.data.convert.save_dataset`, spec in
 its metadata) and a manifest JSON beside it records the spec, every clip's status and a
-summary; the parts directory is then removed.
+summary; the parts directory is then removed. The manifest records the SHA-256 of the
+``.npz`` (``dataset_sha256``), checked whenever the dataset is loaded.
+
+One extraction writes an output at a time (:func:`mmlatch.rundir.writer_lock` on ``OUT``). A
+failed write (disk full ...) stops it with one line; the clips extracted so far stay in
+``OUT.parts/`` and ``--resume`` continues. A part that cannot be read back (truncated,
+flipped bits: the ``.npz`` zip members carry CRC-32 checksums) is extracted again.
 
 Manifest columns: ``video_id, clip_id, text, label, mode`` (required; ``mode`` is the split:
 train / valid / test, ``dev``/``val`` read as valid) and optional ``media`` (path, relative
@@ -30,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from mmlatch.files import atomic_write, write_json, write_text
+from mmlatch.files import WriteError, atomic_write, sha256_file, write_json, write_text
 from mmlatch.extract.clip import ClipFeatures, ClipInput, Extractor
 from mmlatch.extract.errors import ClipError, ExtractError
 from mmlatch.extract.spec import build_spec, normalisation_stats, normalise
@@ -140,17 +146,33 @@ def _write_part(folder: Path, cid: str, result: ClipFeatures | str) -> None:
 
 
 def _read_part(folder: Path, cid: str) -> ClipFeatures | str | None:
+    """One clip's stored outcome; None when not extracted yet, or when its part cannot be read
+    back (it is removed, with a warning, and the clip is extracted again)."""
+    import warnings
+    import zipfile
+
     name = _part_name(cid)
-    if (folder / f"{name}.json").is_file():
-        return str(json.loads((folder / f"{name}.json").read_text())["error"])
-    if not (folder / f"{name}.npz").is_file():
+    path = folder / f"{name}.json"
+    try:
+        if path.is_file():
+            doc = json.loads(path.read_text())
+            if not isinstance(doc, dict) or doc.get("id") != cid or not isinstance(doc.get("error"), str):
+                raise ValueError("not this clip's failure record")
+            return doc["error"]
+        path = folder / f"{name}.npz"
+        if not path.is_file():
+            return None
+        with np.load(path, allow_pickle=False) as z:
+            status = json.loads(str(z["status"]))
+            feats = {k[len("features_"):]: z[k] for k in z.files if k.startswith("features_")}
+            intervals = z["intervals"] if "intervals" in z.files else None
+            words = [str(w) for w in z["words"]]
+        if not isinstance(status, dict) or status.pop("id", None) != cid:
+            raise ValueError("not this clip's features")
+    except (OSError, ValueError, KeyError, EOFError, UnicodeDecodeError, zipfile.BadZipFile) as e:
+        warnings.warn(f"{path}: unreadable part of clip {cid!r} ({type(e).__name__}): extracting it again", stacklevel=2)
+        path.unlink(missing_ok=True)
         return None
-    with np.load(folder / f"{name}.npz", allow_pickle=False) as z:
-        status = json.loads(str(z["status"]))
-        feats = {k[len("features_"):]: z[k] for k in z.files if k.startswith("features_")}
-        intervals = z["intervals"] if "intervals" in z.files else None
-        words = [str(w) for w in z["words"]]
-    status.pop("id", None)
     return ClipFeatures(words, intervals, feats, status)
 
 
@@ -202,8 +224,29 @@ def extract_dataset(
         spec_options: further :func:`build_spec` settings (rates, sizes).
     Returns:
         The summary (also in the manifest JSON).
+    Raises:
+        LockedError: another extraction writes ``out``.
+        ExtractError: bad input, or a failed write (one line; ``--resume`` continues).
     """
-    rows, has_media = read_manifest(manifest, media_dir)
+    from mmlatch.rundir import writer_lock
+
+    rows, has_media = read_manifest(manifest, media_dir)  # bad input first: nothing is locked or written
+    with writer_lock(out, directory=False, advice="wait for it to finish, or use another --out"):
+        try:
+            return _extract_locked(rows, has_media, manifest, out, media_dir, modalities, embedding, jobs, resume,
+                                   progress, spec_options, log)
+        except WriteError as e:
+            raise ExtractError(
+                f"{e}; what was written before is intact: free space and re-run the same command with --resume "
+                f"(the clips extracted so far are kept in {parts_dir(out)})"
+            ) from None
+
+
+def _extract_locked(
+    rows: list[dict[str, Any]], has_media: bool, manifest: Path, out: Path, media_dir: Path | None,
+    modalities: list[str] | None, embedding: str, jobs: int, resume: bool, progress: bool,
+    spec_options: dict[str, Any] | None, log: Callable[[str], None],
+) -> dict[str, Any]:
     mods = modalities or (["text", "audio", "visual"] if has_media else ["text"])
     if any(m in mods for m in ("audio", "visual")) and not has_media:
         raise ExtractError(
@@ -223,13 +266,17 @@ def extract_dataset(
     comparable = {k: v for k, v in spec.items() if k != "versions"}
     if folder.is_dir() and resume:
         if spec_file.is_file():
-            saved = json.loads(spec_file.read_text())
+            try:
+                saved = json.loads(spec_file.read_text())
+            except (OSError, ValueError, UnicodeDecodeError) as e:
+                raise ExtractError(f"--resume: {spec_file} is unreadable ({type(e).__name__}); "
+                                   f"remove {folder} or drop --resume") from None
             if saved != comparable:
                 raise ExtractError(f"--resume: {folder} was extracted with another spec; remove it or drop --resume")
     elif folder.is_dir():
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    spec_file.write_text(json.dumps(comparable, indent=1))
+    write_text(spec_file, json.dumps(comparable, indent=1))
 
     todo = [r for r in rows if "error" not in r and _read_part(folder, r["id"]) is None]
     done_before = len(rows) - len(todo) - sum("error" in r for r in rows)
@@ -307,10 +354,11 @@ def _assemble(
         feature_names={m: list(spec[m]["feature_names"]) for m in mods}, source=f"extract:{manifest}",
     )
     ds.extraction = spec
+    manifest_path(out).unlink(missing_ok=True)  # an older manifest's hash never pairs with the new file
     save_dataset(ds, out)
     summary = _summary(clips, spec)
-    doc = {"format": "mmlatch-extract-manifest", "dataset": str(out), "manifest": str(manifest),
-           "spec": spec, "summary": summary, "clips": clips}
+    doc = {"format": "mmlatch-extract-manifest", "dataset": str(out), "dataset_sha256": sha256_file(out),
+           "manifest": str(manifest), "spec": spec, "summary": summary, "clips": clips}
     write_json(manifest_path(out), doc)
     shutil.rmtree(folder, ignore_errors=True)
     log(format_summary(summary, out))

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import save as save_safetensors
 
 from mmlatch.data import TaskSpec
 from mmlatch.models import create_model, model_arguments
@@ -27,7 +27,9 @@ from mmlatch.models.authors import (
     from_authors_state,
 )
 from mmlatch.training.config import TrainConfig, save_config
-from mmlatch.training.run import write_json
+from mmlatch.files import WriteError, sha256_bytes, write_bytes
+from mmlatch.rundir import writer_lock
+from mmlatch.training.run import RunError, write_json
 
 #: what ``config.yaml`` of an imported run names as its data when none is given
 DEFAULT_DATA = "mosei_senti_data.pkl"
@@ -82,14 +84,18 @@ def import_authors(
     args.update(variant="authors", hidden=hidden, num_outputs=num_outputs)
     spec = {"model": model, "model_args": args, "modality_dims": dims, "task": asdict(task)}
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     cfg = TrainConfig(model=model, model_args={"variant": "authors", "hidden": hidden}, data=data or DEFAULT_DATA)
-    save_config(cfg, out / "config.yaml")
-    write_json(out / "model.json", spec)
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(out / "model.safetensors"))
+    blob = save_safetensors({k: v.contiguous() for k, v in net.state_dict().items()})
     digest = hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()
-    write_json(
-        out / "imported.json",
-        {"source": "authors", "checkpoint": str(checkpoint), "sha256": digest, "tensors": len(state)},
-    )
+    with writer_lock(out):  # one writer; the weights before the model.json that names their hash
+        try:
+            save_config(cfg, out / "config.yaml")
+            write_bytes(out / "model.safetensors", blob)
+            write_json(out / "model.json", {**spec, "weights_sha256": sha256_bytes(blob)})
+            write_json(
+                out / "imported.json",
+                {"source": "authors", "checkpoint": str(checkpoint), "sha256": digest, "tensors": len(state)},
+            )
+        except WriteError as exc:
+            raise RunError(f"{exc}; files written before are intact: free space and re-run the same command") from None
     return spec

@@ -22,7 +22,6 @@ killing the process at any moment loses at most the epoch in progress.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import time
@@ -30,7 +29,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pandas as pd
 
@@ -230,16 +229,12 @@ def is_finished(directory: Path, cfg: TrainConfig) -> bool:
     return True
 
 
-@contextlib.contextmanager
-def run_lock(directory: Path) -> Iterator[None]:
-    """Exclusive lock on a run directory, so two processes never train the same run."""
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / ".lock", "w") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise RuntimeError(f"{directory} is being trained by another process") from exc
-        yield
+def run_lock(directory: Path) -> contextlib.AbstractContextManager[None]:
+    """The writer lock of a run directory (:func:`mmlatch.rundir.writer_lock`), so two
+    processes never train the same run."""
+    from mmlatch.rundir import writer_lock
+
+    return writer_lock(directory)
 
 
 def execute_run(
@@ -355,6 +350,32 @@ def write_outputs(exp: Experiment, out: Path, fmt: str = "md") -> pd.DataFrame:
 
 
 def run_experiment(
+    exp: Experiment,
+    out: str | Path,
+    *,
+    jobs: int = 1,
+    backend: str = "local",
+    fmt: str = "md",
+    ray_address: str | None = None,
+    log: Callable[[str], None] = print,
+) -> pd.DataFrame:
+    """:func:`run_experiment_unlocked` holding the writer lock of ``out`` (a second experiment
+    on the same directory is refused; each run's directory has its own lock, taken by the
+    process that trains it)."""
+    from mmlatch.files import WriteError
+    from mmlatch.rundir import writer_lock
+
+    with writer_lock(Path(out)):
+        try:
+            return run_experiment_unlocked(exp, out, jobs=jobs, backend=backend, fmt=fmt, ray_address=ray_address, log=log)
+        except WriteError as exc:
+            raise RuntimeError(
+                f"{exc}; files saved before are intact: free space and re-run the same command "
+                f"(finished runs are skipped, interrupted ones resume)"
+            ) from None
+
+
+def run_experiment_unlocked(
     exp: Experiment,
     out: str | Path,
     *,

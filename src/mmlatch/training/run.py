@@ -4,17 +4,24 @@ A run directory holds:
 
 - ``config.yaml``: the fully resolved :class:`TrainConfig`;
 - ``model.json``: what is needed to rebuild the model (name, all builder arguments,
-  modality dims, task);
+  modality dims, task) and ``weights_sha256``, the SHA-256 of ``model.safetensors``, checked
+  on every load;
 - ``checkpoints/best.ckpt`` (best validation loss) and ``checkpoints/last.ckpt``: Lightning
-  checkpoints with optimizer and scheduler state;
+  checkpoints with optimizer and scheduler state, written atomically, their SHA-256 in
+  ``checkpoints/checksums.json`` (:mod:`mmlatch.training.checkpoint_io`);
 - ``model.safetensors``: the best weights alone (what ``evaluate``/``predict`` load);
 - ``log/metrics.csv``: one row per epoch (train loss, validation loss and metrics, lr);
 - ``metrics.json``: ``{model, data, seed, params, best_epoch, epochs_run, valid, test}``;
 - ``timing.json``: seconds of training (kept out of metrics.json so it is reproducible).
+
+While a run is trained its directory is locked (``.lock``, :mod:`mmlatch.rundir`): a second
+writer is refused. A failed write (full disk ...) stops the run with one line; what was saved
+before is intact and re-running the same command resumes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -35,7 +42,7 @@ from torch import nn
 from mmlatch.data import DataError, MultimodalDataset, TaskSpec, load_dataset
 from mmlatch.data.batching import make_loader
 from mmlatch.files import nan_to_none as _nan_to_none
-from mmlatch.files import write_bytes, write_json, write_text
+from mmlatch.files import WriteError, sha256_bytes, write_bytes, write_json, write_text
 from mmlatch.data.standardize import FeatureStats, fit_feature_stats
 from mmlatch.metrics import compute_metrics
 from mmlatch.models import count_parameters, create_model, get_entry, model_arguments
@@ -171,7 +178,13 @@ def _one_line(exc: BaseException) -> str:
 
 def read_checkpoint(path: Path, hint: str = "") -> dict[str, Any]:
     """A Lightning checkpoint, loaded with ``weights_only=True``; RunError naming the file
-    when it is truncated or not a checkpoint."""
+    when it is truncated, not a checkpoint, or differs from its recorded SHA-256."""
+    from mmlatch.training.checkpoint_io import ChecksumError, check_checkpoint
+
+    try:
+        check_checkpoint(path)
+    except ChecksumError as exc:
+        raise RunError(f"{exc}{hint}") from None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError ...
@@ -245,10 +258,59 @@ def _fresh_start(out: Path) -> None:
     """Remove what a previous run in ``out`` left that a new run would not overwrite at once."""
     for old in (out / "checkpoints").glob("*.ckpt") if (out / "checkpoints").is_dir() else []:
         old.unlink()
+    (out / "checkpoints" / "checksums.json").unlink(missing_ok=True)
     (out / "metrics.json").unlink(missing_ok=True)
 
 
 def train(
+    cfg: TrainConfig,
+    out_dir: str | Path,
+    *,
+    resume: bool = True,
+    evaluate_test: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """:func:`train_unlocked` holding the run directory's writer lock (:mod:`mmlatch.rundir`).
+
+    Raises:
+        LockedError: another process writes ``out_dir`` (the message names it).
+        RunError: a write failed (disk full, file too large, I/O error, permission): one line
+            naming the file and why; what was saved before is intact and re-running resumes.
+    """
+    from mmlatch.rundir import writer_lock
+
+    out = Path(out_dir)
+    with writer_lock(out):
+        try:
+            return train_unlocked(cfg, out, resume=resume, evaluate_test=evaluate_test, log=log)
+        except WriteError as exc:
+            raise RunError(write_failure(exc, out)) from None
+
+
+def write_failure(exc: WriteError, out: Path) -> str:
+    """One line: what could not be written, where, why, and that re-running resumes."""
+    name = Path(exc.path or "").name
+    what = {
+        "last.ckpt": "the last checkpoint", "best.ckpt": "the best checkpoint",
+        "checksums.json": "the checkpoint checksums", "model.safetensors": "the best weights",
+        "metrics.json": "the metrics", "metrics.csv": "the epoch log", "timing.json": "the timing",
+        "model.json": "the model description", "config.yaml": "the run config",
+        "environment.json": "the environment record",
+    }.get(name, "a file of the run")
+    last = out / "checkpoints" / "last.ckpt"
+    resume_from = ""
+    if last.is_file():
+        with contextlib.suppress(Exception):
+            epoch = int(torch.load(last, map_location="cpu", weights_only=True).get("epoch", -1)) + 1
+            resume_from = f" from epoch {epoch + 1} (checkpoints/last.ckpt holds epoch {epoch})"
+    return (
+        f"{str(exc).replace('could not write ', f'could not write {what}: ', 1)}; "
+        f"files saved before are intact: free space (or fix the permission) and re-run the same "
+        f"command to resume{resume_from}"
+    )
+
+
+def train_unlocked(
     cfg: TrainConfig,
     out_dir: str | Path,
     *,
@@ -299,6 +361,7 @@ def train(
     import lightning as L  # seconds to import: only once the input is known to be good
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
+    from mmlatch.training.checkpoint_io import AtomicCheckpointIO
     from mmlatch.training.module import TaskModule
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)  # readers use their own RNGs
@@ -352,6 +415,7 @@ def train(
         num_sanity_val_steps=0,
         deterministic=not cuda,
         log_every_n_steps=1,
+        plugins=[AtomicCheckpointIO()],  # atomic, checksummed checkpoints
     )
     train_loader = make_loader(dataset.split("train"), cfg.batch_size, shuffle=True, seed=cfg.seed, pin_memory=cuda)
     valid_loader = make_loader(dataset.split("valid"), cfg.batch_size, shuffle=False, pin_memory=cuda)
@@ -375,7 +439,9 @@ def train(
     state = read_checkpoint(best_path)["state_dict"]
     weights = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
     model.load_state_dict(weights)
-    write_bytes(out / "model.safetensors", save_safetensors({k: v.contiguous() for k, v in model.state_dict().items()}))
+    blob = save_safetensors({k: v.contiguous() for k, v in model.state_dict().items()})
+    write_bytes(out / "model.safetensors", blob)
+    write_json(out / "model.json", {**spec, "weights_sha256": sha256_bytes(blob)})  # after the weights
     if distributed:
         device = "cuda" if cuda else "cpu"  # final scoring runs in this one process
 
@@ -394,7 +460,9 @@ def train(
     write_json(timing_file, {"seconds": seconds, "device": device})
     write_json(out / "metrics.json", result)
     if not cfg.keep_last:
-        last.unlink(missing_ok=True)  # only an unfinished run needs it (to resume)
+        from mmlatch.training.checkpoint_io import AtomicCheckpointIO
+
+        AtomicCheckpointIO().remove_checkpoint(last)  # only an unfinished run needs it (to resume)
     return result
 
 
@@ -512,7 +580,7 @@ def load_run_model(run_dir: str | Path) -> tuple[nn.Module, dict[str, Any], Trai
             ``config.yaml`` (the message names the file and what is wrong).
     """
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors.torch import load as load_safetensors
 
     from mmlatch.training.config import ConfigError, read_yaml
 
@@ -537,14 +605,35 @@ def load_run_model(run_dir: str | Path) -> tuple[nn.Module, dict[str, Any], Trai
             raise RunError(f"{run / 'model.json'}: its standardisation statistics are unreadable ({_one_line(exc)})") from None
     weights_file = run / "model.safetensors"
     try:
-        weights = load_file(str(weights_file))
+        blob = weights_file.read_bytes()
+        weights = load_safetensors(blob)
     except (SafetensorError, OSError, ValueError) as exc:
         raise RunError(f"{weights_file}: not a readable safetensors file, truncated or corrupt ({_one_line(exc)})") from None
+    check_weights(weights_file, blob, spec)
     try:
         model.load_state_dict(weights)
     except RuntimeError as exc:
         raise RunError(f"{weights_file}: weights do not fit the model of model.json ({_one_line(exc)})") from None
     return model.eval(), spec, cfg
+
+
+def check_weights(weights_file: Path, blob: bytes, spec: dict[str, Any]) -> str | None:
+    """Compare the weights' bytes with ``weights_sha256`` of model.json.
+
+    Returns:
+        None when they match, "no stored hash" for runs written before hashes were stored.
+    Raises:
+        RunError: they differ (the message names the file).
+    """
+    stored = spec.get("weights_sha256")
+    if not stored:
+        return "no stored hash"
+    if sha256_bytes(blob) != stored:
+        raise RunError(
+            f"{weights_file}: SHA-256 differs from the one model.json recorded when it was written "
+            f"(the file changed afterwards: flipped bits, a partial copy or another run's weights)"
+        )
+    return None
 
 
 def check_task(dataset: MultimodalDataset, spec: dict[str, Any], run: str) -> None:
@@ -588,6 +677,9 @@ def evaluate_run(
 
 __all__ = [
     "RunError",
+    "check_weights",
+    "train_unlocked",
+    "write_failure",
     "TaskSpec",
     "TrainingInterrupted",
     "check_task",
