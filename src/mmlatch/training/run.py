@@ -302,7 +302,7 @@ def write_failure(exc: WriteError, out: Path) -> str:
     if last.is_file():
         with contextlib.suppress(Exception):
             epoch = int(torch.load(last, map_location="cpu", weights_only=True).get("epoch", -1)) + 1
-            resume_from = f" from epoch {epoch + 1} (checkpoints/last.ckpt holds epoch {epoch})"
+            resume_from = f" (checkpoints/last.ckpt holds epoch {epoch})"
     return (
         f"{str(exc).replace('could not write ', f'could not write {what}: ', 1)}; "
         f"files saved before are intact: free space (or fix the permission) and re-run the same "
