@@ -158,6 +158,157 @@ def test_truncated_checkpoint_is_one_line_naming_the_file(run_dir: Path, tmp_pat
     assert "--no-resume" in line
 
 
+# ------------------------------------------------------------------- 2b. fuzzing: damaged inputs
+
+
+def _damaged(raw: bytes, flips: int, seed: int) -> list[tuple[str, bytes]]:
+    """Truncations (empty, 10%, 50%, 90%) and single flipped bits at random places."""
+    import random
+
+    rng = random.Random(seed)
+    out = [(f"truncated to {f:.0%}", raw[: int(len(raw) * f)]) for f in (0.0, 0.1, 0.5, 0.9)]
+    for _ in range(flips):
+        pos = rng.randrange(len(raw))
+        data = bytearray(raw)
+        data[pos] ^= 1 << rng.randrange(8)
+        out.append((f"bit flipped at byte {pos}", bytes(data)))
+    return out
+
+
+def _answered(args: list[str], where: str, case: str) -> None:
+    """Either it reads (exit 0), or one error line naming ``where`` (exit 2), never a traceback."""
+    res = runner.invoke(app, args)
+    if res.exit_code == 0:
+        return
+    lines = [line for line in res.output.splitlines() if line.strip() and not line.startswith("warning: ")]
+    assert res.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: "), (case, res.output)
+    assert where in lines[0], (case, where, lines[0])
+    assert "Traceback" not in res.output
+
+
+def _csd(path: Path, root: str, entries: dict) -> None:
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        data = f.create_group(root).create_group("data")
+        for vid, (feats, iv) in entries.items():
+            g = data.create_group(vid)
+            g.create_dataset("features", data=feats)
+            g.create_dataset("intervals", data=iv)
+
+
+def _csd_corpus(root: Path) -> list[str]:
+    """Three videos (one per split): words, COVAREP audio and labels; returns inspect's args."""
+    root.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    words_iv = np.array([[k, k + 1.0] for k in range(4)])
+    frames_iv = np.array([[k / 10, (k + 1) / 10] for k in range(40)])
+    vids = ("v1", "v2", "v3")
+    _csd(root / "CMU_MOSI_TimestampedWords.csd", "words",
+         {v: (np.array([[t.encode()] for t in ("good", "movie", "not", "bad")]), words_iv) for v in vids})
+    _csd(root / "CMU_MOSI_COVAREP.csd", "COVAREP", {v: (rng.normal(size=(40, 3)), frames_iv) for v in vids})
+    _csd(root / "CMU_MOSI_Opinion_Labels.csd", "Opinion Segment Labels",
+         {v: (np.array([[0.5 * i - 0.5]]), np.array([[0.0, 4.0]])) for i, v in enumerate(vids)})
+    (root / "folds.json").write_text(json.dumps({"train": ["v1"], "valid": ["v2"], "test": ["v3"]}))
+    return ["data", "inspect", str(root), "--folds", str(root / "folds.json")]
+
+
+def _mfn(root: Path) -> list[str]:
+    import h5py
+
+    root.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    for split in ("train", "valid", "test"):
+        for name, dim in (("audio", 3), ("video", 2)):
+            with h5py.File(root / f"{name}_{split}.h5", "w") as f:
+                f.create_dataset("d1", data=rng.normal(size=(3, 5, dim)))
+        with h5py.File(root / f"y_{split}.h5", "w") as f:
+            f.create_dataset("d1", data=np.array([1.0, -2.0, 0.5]))
+    return ["data", "inspect", str(root)]
+
+
+def test_damaged_csd_and_mfn_files_are_answered_in_one_line(tmp_path: Path) -> None:
+    import h5py
+
+    csd_args, mfn_args = _csd_corpus(tmp_path / "csd"), _mfn(tmp_path / "mfn")
+    assert runner.invoke(app, csd_args).exit_code == 0 and runner.invoke(app, mfn_args).exit_code == 0
+    targets = [(tmp_path / "csd" / n, csd_args) for n in
+               ("CMU_MOSI_COVAREP.csd", "CMU_MOSI_Opinion_Labels.csd", "CMU_MOSI_TimestampedWords.csd")]
+    targets += [(tmp_path / "mfn" / n, mfn_args) for n in ("audio_valid.h5", "y_test.h5")]
+    for i, (path, args) in enumerate(targets):
+        raw = path.read_bytes()
+        for case, data in [*_damaged(raw, 12, seed=i), ("a text file", b"not hdf5 at all\n")]:
+            path.write_bytes(data)
+            where = str(path) if case.startswith(("truncated", "a text")) else str(path.parent)
+            _answered(args, where, f"{path.name}: {case}")
+        path.write_bytes(raw)
+    # wrong types inside well-formed files
+    covarep = tmp_path / "csd" / "CMU_MOSI_COVAREP.csd"
+    with h5py.File(covarep, "a") as f:
+        del f["COVAREP/data/v2/features"]
+        f["COVAREP/data/v2/features"] = np.array([b"x"] * 40)
+    _answered(csd_args, str(covarep), "strings as audio features")
+    with h5py.File(covarep, "a") as f:
+        del f["COVAREP/data/v2"]
+        f["COVAREP/data/v2"] = np.zeros(3)
+    _answered(csd_args, str(covarep), "a data set where a video group belongs")
+    for data, case in ((np.array([b"a", b"b", b"c"]), "string labels"), (np.zeros((3, 2, 2)), "3-d labels"),
+                       (np.array([1.0, -2.0, 0.5]), "")):
+        with h5py.File(tmp_path / "mfn" / "y_test.h5", "w") as f:
+            f.create_dataset("d1", data=data)
+        if case:
+            _answered(mfn_args, "y_test.h5", case)
+    with h5py.File(tmp_path / "mfn" / "audio_test.h5", "w") as f:
+        f.create_group("d1")
+    _answered(mfn_args, "audio_test.h5", "a group where the data set belongs")
+
+
+def test_damaged_datasets_and_extraction_manifests_are_answered_in_one_line(tmp_path: Path) -> None:
+    from mmlatch.files import sha256_file
+
+    npz = save_dataset(make_synthetic(n_train=6, n_valid=3, n_test=3, min_len=2, max_len=4), tmp_path / "x.npz")
+    raw = npz.read_bytes()
+    args = ["data", "inspect", str(npz)]
+    for case, data in _damaged(raw, 12, seed=7):  # no manifest: the zip members' CRC-32 catch flips
+        npz.write_bytes(data)
+        _answered(args, str(npz), f"npz {case}")
+        assert runner.invoke(app, args).exit_code == 2, case  # every flip lands in a checked byte here
+    npz.write_bytes(raw)
+    arrays = dict(np.load(npz, allow_pickle=False))
+    for key, value in (("train/text/features", np.array(["a", "b"])), ("train/labels", np.array("x")),
+                       ("__mmlatch__", np.array([1, 2])), ("train/ids", np.zeros((2, 2)))):
+        np.savez(tmp_path / "typed.npz", **{**arrays, key: value})
+        _answered(["data", "inspect", str(tmp_path / "typed.npz")], str(tmp_path / "typed.npz"), f"wrong-typed {key}")
+    manifest = tmp_path / "x.manifest.json"
+    doc = {"format": "mmlatch-extract-manifest", "dataset": str(npz), "dataset_sha256": sha256_file(npz),
+           "spec": {"modalities": ["text", "audio", "visual"]}, "clips": []}
+    good = json.dumps(doc, indent=1).encode()
+    cases = [*_damaged(good, 16, seed=8), ("a list", b"[]"), ("a number as hash", json.dumps({**doc, "dataset_sha256": 5}).encode())]
+    for case, data in cases:
+        manifest.write_bytes(data)
+        _answered(args, str(tmp_path / "x."), f"manifest {case}")  # names x.npz or x.manifest.json
+    manifest.write_bytes(good)
+    assert runner.invoke(app, args).exit_code == 0
+
+
+def test_damaged_yaml_configs_are_answered_in_one_line(tmp_path: Path, monkeypatch) -> None:
+    import mmlatch.training
+
+    monkeypatch.setattr(mmlatch.training, "train", lambda *a, **k: {"stub": True})  # a config that reads: no training
+    text = "model: mmlatch\ndata: synthetic\nepochs: 2\nseed: 3\nmodel_args:\n  hidden: 8\ndata_args:\n  n_train: 32\nbatch_size: 16\nlr: 0.001\n"
+    cfg = tmp_path / "c.yaml"
+    args = ["train", "--config", str(cfg), "--out", str(tmp_path / "r")]
+    typed = [("a list", "- a\n- b\n"), ("epochs: ten", text.replace("epochs: 2", "epochs: ten")),
+             ("model_args a list", text.replace("model_args:\n  hidden: 8", "model_args: [1, 2]")),
+             ("lr a list", text.replace("lr: 0.001", "lr: [1]")), ("seed 3.5", text.replace("seed: 3", "seed: 3.5")),
+             ("data a number", text.replace("data: synthetic", "data: 5")), ("binary", "\x00\x01\xff\xfe"),
+             ("a tab", "model:\tmmlatch\n")]
+    for case, data in [*_damaged(text.encode(), 24, seed=9), *((c, t.encode("latin-1")) for c, t in typed)]:
+        cfg.write_bytes(data)
+        _answered(args, str(cfg), f"config {case}")
+    assert not (tmp_path / "r").exists()
+
+
 # ------------------------------------------------------------------- 3. errors without Lightning
 
 _PROBE = """

@@ -151,7 +151,7 @@ def load_own(path: str | os.PathLike[str]) -> MultimodalDataset:
     check_extraction_hash(path)
     try:
         z = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile) as e:
+    except (OSError, ValueError, zipfile.BadZipFile, NotImplementedError) as e:
         raise DataError(f"{path}: not a readable .npz file (truncated or corrupt?): {e}") from e
     if not isinstance(z, np.lib.npyio.NpzFile):
         raise DataError(f"{path}: a single .npy array, not an mmlatch dataset (.npz)")
@@ -162,7 +162,7 @@ def load_own(path: str | os.PathLike[str]) -> MultimodalDataset:
                 raise DataError(f"{path}: missing entry {key!r}")
             try:
                 return z[key]
-            except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+            except (OSError, ValueError, zipfile.BadZipFile, EOFError, NotImplementedError) as e:
                 raise DataError(f"{path}: entry {key!r} could not be read (corrupt?): {e}") from e
 
         if META_KEY not in z.files:
@@ -193,15 +193,18 @@ def load_own(path: str | os.PathLike[str]) -> MultimodalDataset:
                 labels=get(f"{s}/labels"),
                 ids=[str(v) for v in get(f"{s}/ids")],
             )
-    return MultimodalDataset(
-        name=str(meta.get("name", path.stem)),
-        splits=splits,
-        task=task,
-        feature_names={m: list(v) for m, v in dict(meta.get("feature_names") or {}).items()},
-        source=f"own:{path}",
-        nonfinite={s: dict(v) for s, v in dict(meta.get("nonfinite") or {}).items()},
-        extraction=meta.get("extraction"),
-    )
+    try:
+        return MultimodalDataset(
+            name=str(meta.get("name", path.stem)),
+            splits=splits,
+            task=task,
+            feature_names={m: list(v) for m, v in dict(meta.get("feature_names") or {}).items()},
+            source=f"own:{path}",
+            nonfinite={s: dict(v) for s, v in dict(meta.get("nonfinite") or {}).items()},
+            extraction=meta.get("extraction"),
+        )
+    except (DataError, TypeError, ValueError, AttributeError) as e:  # entries of the wrong type or shape
+        raise DataError(f"{path}: {e}") from e
 
 
 __all__ = ["save_dataset", "load_own", "is_own_file", "FORMAT_TAG", "FORMAT_VERSION"]

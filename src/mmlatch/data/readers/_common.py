@@ -302,6 +302,21 @@ def open_h5(path: str | os.PathLike[str]) -> Iterator[Any]:
         f.close()
 
 
+@contextmanager
+def h5_errors(where: str) -> Iterator[None]:
+    """h5py's errors while walking a damaged file (KeyError, OSError, RuntimeError ... from
+    flipped bits or a truncation the header did not reveal) -> DataError naming ``where``."""
+    try:
+        yield
+    except DataError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, IndexError, AttributeError) as e:
+        text = str(e).strip().splitlines()
+        raise DataError(
+            f"{where}: could not be read (a corrupt HDF5 file?): {type(e).__name__}: {text[0].strip(chr(39)) if text else ''}"
+        ) from e
+
+
 def read_h5(dset: Any, file: str | os.PathLike[str], dtype: Any = None) -> np.ndarray:
     """Read a whole h5py dataset (optionally converting on read); errors -> DataError."""
     try:

@@ -54,7 +54,7 @@ import re
 import warnings
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,7 @@ from mmlatch.data.dataset import SPLITS, DataError, MultimodalDataset, Split, Ta
 from mmlatch.data.readers._common import (
     SENTIMENT,
     NonfiniteCounter,
+    h5_errors,
     check_label_range,
     decode_str,
     open_h5,
@@ -99,6 +100,7 @@ class _Seq:
     data: Any  # h5py Group <root>/data
     metadata: Any  # h5py Group <root>/metadata or None
     textual: bool  # features are strings
+    videos: list[str] = field(default_factory=list)  # keys of data (listed once, on opening)
     role: str = "ignore"
 
 
@@ -106,22 +108,24 @@ def _open_seq(path: Path, stack: ExitStack) -> _Seq:
     import h5py
 
     f = stack.enter_context(open_h5(path))
-    roots = [k for k in f if isinstance(f[k], h5py.Group) and "data" in f[k]]
-    if len(roots) != 1:
-        raise DataError(
-            f"{path}: expected one root group holding 'data' (<root>/data/<video>/...), "
-            f"found top-level keys {sorted(f)}"
-        )
-    root = roots[0]
-    data = f[root]["data"]
-    meta = f[root]["metadata"] if "metadata" in f[root] else None
-    textual = False
-    for vid in data:
-        g = data[vid]
-        if isinstance(g, h5py.Group) and "features" in g:
-            textual = g["features"].dtype.kind in "SUO"
-            break
-    return _Seq(path=path, root=root, data=data, metadata=meta, textual=textual)
+    with h5_errors(str(path)):
+        roots = [k for k in f if isinstance(f[k], h5py.Group) and "data" in f[k]]
+        if len(roots) != 1:
+            raise DataError(
+                f"{path}: expected one root group holding 'data' (<root>/data/<video>/...), "
+                f"found top-level keys {sorted(f)}"
+            )
+        root = roots[0]
+        data = f[root]["data"]
+        meta = f[root]["metadata"] if "metadata" in f[root] else None
+        textual = False
+        for vid in data:
+            g = data[vid]
+            if isinstance(g, h5py.Group) and "features" in g:
+                textual = g["features"].dtype.kind in "SUO"
+                break
+        videos = list(data)
+    return _Seq(path=path, root=root, data=data, metadata=meta, textual=textual, videos=videos)
 
 
 def _role(seq: _Seq, overrides: Mapping[str, str]) -> str:
@@ -156,17 +160,18 @@ def _entry(seq: _Seq, vid: str, where: str) -> tuple[np.ndarray, np.ndarray]:
     import h5py
 
     here = f"{seq.path}{where}, video {vid!r}"
-    g = seq.data[vid]
-    if not isinstance(g, h5py.Group):
-        raise DataError(f"{here}: expected a group with 'features' and 'intervals'")
-    for key in ("features", "intervals"):
-        if key not in g:
-            raise DataError(f"{here}: missing key {key!r}; found {sorted(g)}")
-    try:
-        feats = np.asarray(g["features"][()])
-        iv = np.asarray(g["intervals"][()])
-    except (OSError, ValueError, TypeError) as e:
-        raise DataError(f"{here}: could not read (corrupt?): {e}") from e
+    with h5_errors(here):
+        g = seq.data[vid]
+        if not isinstance(g, h5py.Group):
+            raise DataError(f"{here}: expected a group with 'features' and 'intervals'")
+        for key in ("features", "intervals"):
+            if key not in g:
+                raise DataError(f"{here}: missing key {key!r}; found {sorted(g)}")
+        try:
+            feats = np.asarray(g["features"][()])
+            iv = np.asarray(g["intervals"][()])
+        except (OSError, ValueError, TypeError) as e:
+            raise DataError(f"{here}: could not read (corrupt?): {e}") from e
     if iv.ndim != 2 or iv.shape[1] != 2 or iv.dtype.kind not in "fiu":
         raise DataError(
             f"{here}: key 'intervals' has shape {iv.shape} dtype {iv.dtype}, expected (n, 2) numbers"
@@ -338,7 +343,7 @@ def read_csd_words(path: str | os.PathLike[str]) -> dict[str, tuple[list[str], n
                 f"{[str(s.path.name) for s in words]}"
             )
         seq = words[0]
-        for vid in seq.data:
+        for vid in seq.videos:
             feats, iv = _entry(seq, vid, "")
             out[vid] = (_tokens(feats), iv)
     return out
@@ -450,10 +455,10 @@ def read_csd(
         split_of = {v: s for s in SPLITS for v in fold_ids[s]}
 
         used = [by_role[r] for r in ("labels", "words", *mods) if r in by_role]
-        videos = set(labels_seq.data)
+        videos = set(labels_seq.videos)
         for seq in used:
-            videos &= set(seq.data)
-        partial = set().union(*(set(seq.data) for seq in used)) - videos
+            videos &= set(seq.videos)
+        partial = set().union(*(set(seq.videos) for seq in used)) - videos
         unassigned = sorted(v for v in videos if v not in split_of)
         if partial or unassigned:
             warnings.warn(

@@ -37,6 +37,7 @@ from mmlatch.data.dataset import SPLITS, DataError, MultimodalDataset, Split, Ta
 from mmlatch.data.readers._common import (
     SENTIMENT,
     NonfiniteCounter,
+    h5_errors,
     check_features,
     check_label_range,
     open_h5,
@@ -68,7 +69,7 @@ def _dataset_of(f: Any, file: Path) -> Any:
 
 
 def _read_file(file: Path, dtype: Any = None) -> tuple[np.ndarray, str]:
-    with open_h5(file) as f:
+    with open_h5(file) as f, h5_errors(str(file)):
         d = _dataset_of(f, file)
         if d.dtype.kind not in "fiub":
             raise DataError(f"{file}: key {d.name!r} has dtype {d.dtype}, expected numbers")
