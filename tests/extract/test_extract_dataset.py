@@ -157,3 +157,75 @@ def test_mosi_transcripts_extract_and_train_text_only(shared_data, tmp_path):
     assert _cli("extract", "--manifest", csv, "--out", other, "--embeddings", vec, "--no-progress").exit_code == 0
     r = _cli("predict", "--run", tmp_path / "run", "--data", other)
     assert r.exit_code == 2 and "another extraction spec" in r.output, r.output
+
+
+@needs_glove
+def test_extraction_faults_one_writer_full_disk_damaged_parts_and_output(tmp_path, monkeypatch):
+    """Issue 25: a second writer is refused, a failed write is one line and --resume goes on,
+    damaged parts are extracted again, and a flipped bit in the output is refused on load."""
+    import errno
+    import threading
+
+    import mmlatch.extract.build as build
+    from mmlatch.extract.clip import Extractor
+    from mmlatch.files import WriteError, sha256_file
+    from mmlatch.rundir import LockedError, writer_lock
+
+    m = _write_manifest(tmp_path / "m.csv", n=6)
+    out = tmp_path / "o.npz"
+    caught = []
+    with writer_lock(out, directory=False):  # another writer (here: another thread) holds it
+        t = threading.Thread(target=lambda: caught.append(_try(build.extract_dataset, m, out, progress=False)))
+        t.start()
+        t.join()
+    assert isinstance(caught[0], LockedError) and f"{out} is being written by pid " in str(caught[0])
+    assert not out.exists() and not build.parts_dir(out).exists()
+
+    def disk_full(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise WriteError.from_oserror(out, OSError(errno.ENOSPC, "No space left on device"))
+
+    monkeypatch.setattr("mmlatch.data.convert.save_dataset", disk_full)
+    r = _cli("extract", "--manifest", m, "--out", out, "--no-progress")
+    lines = [line for line in r.output.splitlines() if line.strip()]
+    assert r.exit_code == 2 and len(lines) == 1, r.output
+    assert f"could not write {out}: No space left on device (ENOSPC)" in lines[0] and "--resume" in lines[0]
+    parts = sorted(build.parts_dir(out).glob("*.npz"))
+    assert len(parts) == 6  # every clip kept for --resume
+    monkeypatch.undo()
+    raw = parts[0].read_bytes()
+    parts[0].write_bytes(raw[: len(raw) // 2])  # truncated
+    raw = bytearray(parts[1].read_bytes())
+    raw[len(raw) // 2] ^= 0x08  # a flipped bit: the zip member's CRC-32 no longer matches
+    parts[1].write_bytes(bytes(raw))
+    original, seen = Extractor.extract, {"n": 0}
+
+    def counting(self, clip):  # noqa: ANN001, ANN202
+        seen["n"] += 1
+        return original(self, clip)
+
+    monkeypatch.setattr(Extractor, "extract", counting)
+    with pytest.warns(UserWarning, match="unreadable part of clip .*: extracting it again") as rec:
+        r = _cli("extract", "--manifest", m, "--out", out, "--no-progress", "--resume")
+    assert r.exit_code == 0, r.output
+    assert seen["n"] == 2 and sum("unreadable part" in str(w.message) for w in rec) == 2, r.output
+    assert "resuming: 4 clip(s)" in r.output
+    full = tmp_path / "full.npz"
+    assert _cli("extract", "--manifest", m, "--out", full, "--no-progress").exit_code == 0
+    a, b = np.load(full), np.load(out)
+    for k in a.files:
+        if k != "__mmlatch__":
+            np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    doc = json.loads((tmp_path / "o.manifest.json").read_text())
+    assert doc["dataset_sha256"] == sha256_file(out)
+    raw = bytearray(out.read_bytes())
+    raw[len(raw) // 3] ^= 0x01
+    out.write_bytes(bytes(raw))
+    r = _cli("data", "inspect", out)
+    assert r.exit_code == 2 and r.output.startswith(f"error: {out}: SHA-256 differs from the one o.manifest.json"), r.output
+
+
+def _try(fn, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+    try:
+        return fn(*args, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - the test looks at it
+        return exc
