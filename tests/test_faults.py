@@ -326,3 +326,29 @@ def test_a_flipped_bit_in_an_extracted_dataset_is_refused(tmp_path: Path) -> Non
     res = runner.invoke(app, ["verify", "--data", str(npz)])
     assert res.exit_code == 1 and "SHA-256 differs" in res.output
     assert not (tmp_path / "r").exists()
+
+
+def test_a_second_experiment_on_one_directory_is_refused(tmp_path: Path) -> None:
+    import threading
+
+    from mmlatch.training.experiment import load_experiment, run_experiment
+
+    exp_file = tmp_path / "exp.yaml"
+    exp_file.write_text("name: t\ndata: synthetic\nseeds: 1\nruns:\n  - {name: b, model: baseline}\n")
+    exp = load_experiment(exp_file, epochs=1)
+    out = tmp_path / "exp"
+    caught: list[BaseException] = []
+
+    def second() -> None:  # another writer: a thread of its own takes its own lock
+        try:
+            run_experiment(exp, out, log=lambda _: None)
+        except BaseException as exc:  # noqa: BLE001 - looked at below
+            caught.append(exc)
+
+    with writer_lock(out):
+        thread = threading.Thread(target=second)
+        thread.start()
+        thread.join(timeout=120)
+    assert len(caught) == 1 and isinstance(caught[0], LockedError), caught
+    assert str(caught[0]).startswith(f"{out} is being written by pid {os.getpid()} on host ")
+    assert sorted(p.name for p in out.iterdir()) == [".lock"]  # nothing of the experiment written

@@ -84,6 +84,10 @@ def _record(folder: Path, name: str, values: list[str] | None) -> None:
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning's ``torch.save`` checkpoints, written atomically and checksummed."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._written: dict[str, str] = {}  # path -> SHA-256 this object wrote there (no re-read)
+
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
         if storage_options is not None:
             raise TypeError("AtomicCheckpointIO takes no storage_options")
@@ -92,7 +96,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         torch.save(checkpoint, buffer)
         data = buffer.getvalue()
         new = sha256_bytes(data)
-        old = sha256_file(target) if target.is_file() else None
+        old = None
+        if target.is_file():
+            old = self._written.get(str(target)) or sha256_file(target)
         target.parent.mkdir(parents=True, exist_ok=True)
         _record(target.parent, target.name, [new] + ([old] if old and old != new else []))
         try:
@@ -105,6 +111,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             except (WriteError, ChecksumError):
                 pass
             raise
+        self._written[str(target)] = new
         _record(target.parent, target.name, [new])
 
     def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
@@ -116,6 +123,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def remove_checkpoint(self, path: Any) -> None:
         super().remove_checkpoint(path)
         target = Path(path)
+        self._written.pop(str(target), None)
         if (target.parent / CHECKSUMS).is_file():
             try:  # a record of a file that is gone does no harm
                 _record(target.parent, target.name, None)
