@@ -72,8 +72,7 @@ from mmlatch.cli.main import app
 cut = sys.argv.index("--")
 for item in sys.argv[1:cut]:
     point, limit = item.split(":")[0], int(item.split(":")[1])
-    if point == "start":
-        set_limit(limit)
+    # "start": the limit was set before Python started (preexec_fn); it holds from the first write
     try:
         app([a.replace("{point}", point) for a in sys.argv[cut + 1:]])
     except SystemExit as exc:
@@ -90,10 +89,18 @@ def _args(out: Path | str, seed: int = 0, epochs: int = 3) -> list[str]:
 
 
 def _start(scenarios: list[str], args: list[str]) -> subprocess.Popen:
-    """The harness in a subprocess: each ``point:limit`` scenario runs ``args`` once."""
-    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
+    """The harness in a subprocess: each ``point:limit`` scenario runs ``args`` once; a first
+    ``start:LIMIT`` scenario gets its file-size limit in the child before Python starts."""
+    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    first = scenarios[0].split(":") if scenarios else ["", "0"]
+
+    def preexec() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        if first[0] == "start":
+            resource.setrlimit(resource.RLIMIT_FSIZE, (int(first[1]), resource.RLIM_INFINITY))
+
     return subprocess.Popen([sys.executable, "-c", _HARNESS, *scenarios, "--", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+                            stderr=subprocess.PIPE, text=True, env=env, preexec_fn=preexec)
 
 
 def _error_line(stderr: str) -> str:

@@ -47,7 +47,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     own = tuple(
         getattr(sys.modules[mod], name) for mod, name in _ERROR_CLASSES.items() if mod in sys.modules
     )
-    return (*own, RuntimeError, KeyError, TypeError, ValueError, FileNotFoundError)
+    # OSError: a failed read or write the project's own writers did not already name (a full
+    # disk under a library's writer: ONNX export, plots, TensorBoard); its text names the file
+    return (*own, RuntimeError, KeyError, TypeError, ValueError, OSError)
 
 
 def _one_line(message: str) -> str:
