@@ -107,3 +107,17 @@ def test_tune_space_loads_and_every_choice_builds(name: str) -> None:
         assert set(cfg.model_args) <= set(model_arguments(name))
         model = create_model(name, {"audio": 3, "visual": 2}, **cfg.model_args)
         assert sum(p.numel() for p in model.parameters()) > 0
+
+
+def test_sequence_option_chooses_lstm_or_pooled_subnetworks() -> None:
+    from mmlatch.modules.subnets import PooledSubNet, SequenceSubNet
+
+    dims = {"text": 6, "audio": 5, "visual": 4}
+    paper = _model("tfn", dims)  # the papers: an LSTM for text, means for the others
+    assert [type(s) for s in paper.subnets.values()] == [SequenceSubNet, PooledSubNet, PooledSubNet]
+    every = create_model("lf-dnn", dims, sequence="all", hidden=8, audio_hidden=4, visual_hidden=4, text_out=4)
+    assert all(isinstance(s, SequenceSubNet) for s in every.subnets.values())
+    assert every.subnets["audio"].output_dim == 4  # audio's LSTM keeps audio_hidden
+    assert all(isinstance(s, PooledSubNet) for s in _model("lmf", {"audio": 5, "visual": 4}).subnets.values())
+    with pytest.raises(ValueError, match=r"model_args.sequence names \['speech'\], not among"):
+        create_model("tfn", dims, sequence="text,speech")

@@ -35,6 +35,7 @@ def lf_dnn(
     visual_hidden: int = 128,
     text_out: int = 256,
     post_fusion_dim: int = 128,
+    sequence: str | None = None,
     dropout: float = 0.2,
     post_fusion_dropout: float = 0.2,
     num_outputs: int = 1,
@@ -45,7 +46,7 @@ def lf_dnn(
     need_modalities("lf-dnn", modality_dims)
     subnets = utterance_subnets(
         modality_dims, hidden=hidden, audio_hidden=audio_hidden, visual_hidden=visual_hidden,
-        text_out=text_out, dropout=dropout,
+        text_out=text_out, dropout=dropout, sequence=sequence,
     )
     fusion = Concat({k: s.output_dim for k, s in subnets.items()})
     head = nn.Sequential(

@@ -58,6 +58,7 @@ def lmf(
     visual_hidden: int = 128,
     text_out: int | None = None,
     rank: int = 3,
+    sequence: str | None = None,
     dropout: float = 0.3,
     post_fusion_dropout: float = 0.3,
     num_outputs: int = 1,
@@ -70,7 +71,7 @@ def lmf(
     need_modalities("lmf", modality_dims)
     subnets = utterance_subnets(
         modality_dims, hidden=hidden, audio_hidden=audio_hidden, visual_hidden=visual_hidden,
-        text_out=text_out or max(1, hidden // 2), dropout=dropout,
+        text_out=text_out or max(1, hidden // 2), dropout=dropout, sequence=sequence,
     )
     fusion = LowRankFusion({k: s.output_dim for k, s in subnets.items()}, num_outputs, rank, post_fusion_dropout)
     return UtteranceFusionNet(subnets, fusion, nn.Identity(), "lmf")

@@ -50,6 +50,7 @@ def tfn(
     visual_hidden: int = 128,
     text_out: int = 32,
     post_fusion_dim: int = 64,
+    sequence: str | None = None,
     dropout: float = 0.3,
     post_fusion_dropout: float = 0.5,
     num_outputs: int = 1,
@@ -64,7 +65,7 @@ def tfn(
     need_modalities("tfn", modality_dims)
     subnets = utterance_subnets(
         modality_dims, hidden=hidden, audio_hidden=audio_hidden, visual_hidden=visual_hidden,
-        text_out=text_out, dropout=dropout,
+        text_out=text_out, dropout=dropout, sequence=sequence,
     )
     fusion = TensorFusion({k: s.output_dim for k, s in subnets.items()})
     head = nn.Sequential(

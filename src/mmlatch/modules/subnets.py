@@ -83,20 +83,32 @@ def utterance_subnets(
     visual_hidden: int,
     text_out: int,
     dropout: float,
-    sequence: tuple[str, ...] = ("text",),
+    sequence: str | None = None,
 ) -> nn.ModuleDict:
     """The subnetworks of TFN / LMF / LF-DNN for the given modalities, in their order.
 
-    ``sequence`` modalities (text) get a :class:`SequenceSubNet` (LSTM ``hidden`` -> ``text_out``);
-    the others a :class:`PooledSubNet` of ``audio_hidden`` units (audio) or ``visual_hidden``
-    units (visual and any other modality).
+    Sizes: ``hidden`` for text, ``audio_hidden`` for audio, ``visual_hidden`` for visual and
+    any other modality. ``sequence`` names the modalities (comma-separated, or ``all``) that
+    get a :class:`SequenceSubNet` (an LSTM of that size; text's ends in a linear layer to
+    ``text_out``, the others' keep their size); the others get a :class:`PooledSubNet`
+    (the papers' mean over time, then 3 ReLU layers). None: text when present, the papers' choice.
     """
+    if sequence is None:
+        names = [k for k in modality_dims if k == "text"]
+    elif sequence == "all":
+        names = list(modality_dims)
+    else:
+        names = [k.strip() for k in sequence.split(",") if k.strip()]
+    unknown = [k for k in names if k not in modality_dims]
+    if unknown:
+        raise ValueError(f"model_args.sequence names {unknown}, not among the data's modalities {list(modality_dims)}")
     nets: dict[str, nn.Module] = {}
     for k, f in modality_dims.items():
-        if k in sequence:
-            nets[k] = SequenceSubNet(f, hidden, text_out, dropout)
+        size = {"text": hidden, "audio": audio_hidden}.get(k, visual_hidden)
+        if k in names:
+            nets[k] = SequenceSubNet(f, size, text_out if k == "text" else size, dropout)
         else:
-            nets[k] = PooledSubNet(f, audio_hidden if k == "audio" else visual_hidden, dropout)
+            nets[k] = PooledSubNet(f, size, dropout)
     return nn.ModuleDict(nets)
 
 
