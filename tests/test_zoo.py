@@ -121,3 +121,20 @@ def test_sequence_option_chooses_lstm_or_pooled_subnetworks() -> None:
     assert all(isinstance(s, PooledSubNet) for s in _model("lmf", {"audio": 5, "visual": 4}).subnets.values())
     with pytest.raises(ValueError, match=r"model_args.sequence names \['speech'\], not among"):
         create_model("tfn", dims, sequence="text,speech")
+
+
+@pytest.mark.parametrize("name", ["lmf", "mfn"])
+def test_training_starts_the_classic_models_at_the_training_label_mean(name: str) -> None:
+    import numpy as np
+
+    from mmlatch.training import load_config
+    from mmlatch.training.run import build_model, load_data
+
+    tiny = ["data_args.n_train=16", "data_args.n_valid=4", "data_args.n_test=4", "data_args.max_len=6",
+            "data_args.min_len=2", *(f"model_args.{k}={v}" for k, v in SMALL.items() if k in model_arguments(name))]
+    cfg = load_config(None, tiny, data="synthetic", model=name)
+    data = load_data(cfg)
+    model, _ = build_model(cfg, data)
+    mean = float(np.mean(data.split("train").labels))
+    bias = model.fusion.bias if name == "lmf" else model.head[-1].bias
+    assert bias.shape == (1,) and bias.item() == pytest.approx(mean, abs=1e-5) and abs(mean) > 1e-3

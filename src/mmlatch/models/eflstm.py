@@ -9,7 +9,7 @@ from mmlatch.models.registry import register_model
 from mmlatch.modules.checks import check_aligned, check_inputs, normalize_lengths
 from mmlatch.modules.dropout import Dropout
 from mmlatch.modules.outputs import ModelOutput
-from mmlatch.modules.subnets import need_modalities
+from mmlatch.modules.subnets import fill_output_bias, last_linear, need_modalities
 from mmlatch.modules.transformer import last_real_step
 
 
@@ -38,6 +38,10 @@ class EarlyFusionLSTM(nn.Module):
         self.dropout = Dropout(dropout)
         self.head = head
         self.check_finite = True
+
+    def init_output_bias(self, mean: Tensor) -> None:
+        """Start every prediction at ``mean`` (num_outputs,), the training labels' mean."""
+        fill_output_bias(last_linear(self.head).bias, mean)
 
     def forward(
         self, features: dict[str, Tensor], lengths: Tensor | dict[str, Tensor] | None = None

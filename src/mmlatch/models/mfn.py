@@ -8,7 +8,7 @@ from torch import Tensor, nn
 from mmlatch.models.registry import register_model
 from mmlatch.modules.checks import check_aligned, check_inputs, is_exporting, normalize_lengths
 from mmlatch.modules.outputs import ModelOutput
-from mmlatch.modules.subnets import mlp, need_modalities
+from mmlatch.modules.subnets import fill_output_bias, last_linear, mlp, need_modalities
 
 
 class DeltaMemoryAttention(nn.Module):
@@ -96,6 +96,10 @@ class MemoryFusionNet(nn.Module):
         self.who = who
         self.modality_dims: dict[str, int] = {k: c.input_size for k, c in cells.items()}
         self.check_finite = True
+
+    def init_output_bias(self, mean: Tensor) -> None:
+        """Start every prediction at ``mean`` (num_outputs,), the training labels' mean."""
+        fill_output_bias(last_linear(self.head).bias, mean)
 
     def forward(
         self, features: dict[str, Tensor], lengths: Tensor | dict[str, Tensor] | None = None

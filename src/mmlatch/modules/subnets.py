@@ -7,6 +7,7 @@ pooled subnetwork averages the real steps only.
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from mmlatch.modules.checks import check_inputs, normalize_lengths
@@ -112,6 +113,20 @@ def utterance_subnets(
     return nn.ModuleDict(nets)
 
 
+def last_linear(module: nn.Module) -> nn.Linear:
+    """The last ``nn.Linear`` inside ``module`` (an output layer)."""
+    linears = [m for m in module.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ValueError(f"{type(module).__name__} has no linear layer")
+    return linears[-1]
+
+
+def fill_output_bias(bias: Tensor, mean: Tensor) -> None:
+    """Set an output layer's bias (num_outputs,) to ``mean`` (num_outputs,), in place."""
+    with torch.no_grad():
+        bias.copy_(mean.to(bias.dtype).reshape(bias.shape))
+
+
 def need_modalities(who: str, modality_dims: dict[str, int], at_least: int = 2) -> None:
     """ValueError in one line unless ``modality_dims`` has ``at_least`` modalities."""
     if len(modality_dims) < at_least:
@@ -141,6 +156,12 @@ class UtteranceFusionNet(nn.Module):
         self.who = who
         self.modality_dims: dict[str, int] = {k: s.input_dim for k, s in subnets.items()}
         self.check_finite = True
+
+    def init_output_bias(self, mean: Tensor) -> None:
+        """Start every prediction at ``mean`` (num_outputs,), the training labels' mean: the
+        output layer's bias (LMF: the fusion's, its output is the prediction)."""
+        bias = self.fusion.bias if isinstance(self.head, nn.Identity) else last_linear(self.head).bias
+        fill_output_bias(bias, mean)
 
     def encode(self, features: dict[str, Tensor], lengths: dict[str, Tensor]) -> dict[str, Tensor]:
         """modality -> its utterance vector z_k (B, d_k)."""
