@@ -138,3 +138,16 @@ def test_training_starts_the_classic_models_at_the_training_label_mean(name: str
     mean = float(np.mean(data.split("train").labels))
     bias = model.fusion.bias if name == "lmf" else model.head[-1].bias
     assert bias.shape == (1,) and bias.item() == pytest.approx(mean, abs=1e-5) and abs(mean) > 1e-3
+
+
+def test_zoo_experiment_runs_every_classic_model_beside_ours() -> None:
+    # the table itself is model-agnostic (summary_table groups by run name); what must hold is
+    # that every run of the shipped experiment resolves to a model that builds on its data
+    exp = load_experiment(EXPERIMENTS / "zoo-mmmo.yaml", data="synthetic", seeds=1)
+    assert [r.model for r in exp.runs] == ["mmlatch", "mult", "hctmg", *ZOO]
+    for run in exp.runs:
+        cfg = exp.run_config(run, 1)
+        assert cfg.modalities == ["audio", "visual"] and cfg.standardize
+        if run.model in ZOO:
+            model = create_model(run.model, {"audio": 74, "visual": 35}, **cfg.model_args)
+            assert sum(p.numel() for p in model.parameters()) > 0
