@@ -10,7 +10,13 @@ from mmlatch.models import create_model, list_models, model_arguments
 from mmlatch.modules import TopDown
 
 DIMS = {"text": 6, "audio": 5, "visual": 4}  # tiny dims keep the suite fast
-SMALL = {"hidden": 8}
+SMALL = {
+    "hidden": 8,
+    # the classic models' other sizes (tfn, lmf, lf-dnn, mfn, graph-mfn)
+    "audio_hidden": 4, "visual_hidden": 4, "text_out": 4, "post_fusion_dim": 8, "memsize": 8,
+    "attn_hidden": 8, "memory_hidden": 8, "gamma1_hidden": 8, "gamma2_hidden": 8, "out_hidden": 8,
+    "inner_node_dim": 8, "efficacy_hidden": 8,
+}
 
 
 def _small(name: str, dims: dict[str, int] = DIMS, **kw) -> torch.nn.Module:

@@ -159,3 +159,10 @@ def _ensure_builtin() -> None:
     import mmlatch.models.raven  # noqa: F401
     import mmlatch.models.mctn  # noqa: F401
     import mmlatch.models.routing  # noqa: F401
+    # the field's classic models (MMSA's set)
+    import mmlatch.models.tfn  # noqa: F401
+    import mmlatch.models.lmf  # noqa: F401
+    import mmlatch.models.lfdnn  # noqa: F401
+    import mmlatch.models.eflstm  # noqa: F401
+    import mmlatch.models.mfn  # noqa: F401
+    import mmlatch.models.graphmfn  # noqa: F401

@@ -108,6 +108,10 @@ def build_model(cfg: TrainConfig, dataset: MultimodalDataset) -> tuple[nn.Module
         model = create_model(cfg.model, dataset.modality_dims, **args)
     except (ValueError, TypeError) as exc:
         raise ConfigError(_model_setting_error(cfg, exc)) from None
+    init_bias = getattr(model, "init_output_bias", None)
+    if init_bias is not None and dataset.task.kind == "regression":
+        # models that ask for it (the classic ones) start predicting the training labels' mean
+        init_bias(torch.as_tensor(np.asarray(dataset.split("train").labels, dtype=np.float64).mean(axis=0)))
     full_args = model_arguments(cfg.model)
     full_args.update({k: v for k, v in args.items() if v is not None})
     spec = {
