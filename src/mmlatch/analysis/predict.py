@@ -37,7 +37,8 @@ from __future__ import annotations
 
 import warnings
 import zipfile
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,7 @@ from mmlatch.analysis.collect import BATCH_SIZE, AnalysisError, SplitOutputs, co
 from mmlatch.data import DataError, Split, TaskSpec, load_dataset
 from mmlatch.data.readers._common import nonzero_steps, shift_to_front, strip_padding
 from mmlatch.training.config import TrainConfig
+from mmlatch.training.precision import resolve_inference_precision
 from mmlatch.training.run import describe_task, load_data, load_run_model, resolve_device
 
 #: file key -> modality name for pickles and plain .npz files
@@ -84,10 +86,14 @@ class RunPredictor:
         spec: the run's ``model.json``; ``config``: its ``config.yaml``.
         modalities: the model's modality order; ``modality_dims``: feature size of each.
         task: what the outputs mean.
+        precision: the forward passes' precision (``32`` or ``bf16``).
     """
 
-    def __init__(self, model: nn.Module, spec: dict[str, Any], config: TrainConfig, path: Path, device: str) -> None:
+    def __init__(
+        self, model: nn.Module, spec: dict[str, Any], config: TrainConfig, path: Path, device: str, precision: str = "32"
+    ) -> None:
         self.model = model.eval().to(device)
+        self.precision = precision
         self.spec = spec
         self.config = config
         self.path = path
@@ -141,7 +147,7 @@ class RunPredictor:
 
     def predict_split(self, split: Split, batch_size: int = BATCH_SIZE) -> SplitOutputs:
         """Outputs on every sample of a split (batched as ``mmlatch evaluate`` batches)."""
-        return collect_outputs(self.model, split, batch_size, self.device)
+        return collect_outputs(self.model, split, batch_size, self.device, self.precision)
 
     def _as_split(self, features: Mapping[str, Any], lengths: Any, padding: str | None = None) -> tuple[Split, bool]:
         if padding not in (None, "end", "front"):
@@ -228,7 +234,9 @@ def _warn_zero_edges(arrays: dict[str, np.ndarray], lengths_given: bool) -> None
     )
 
 
-def load_run(run_dir: str | Path, device: str = "cpu") -> RunPredictor:
+def load_run(
+    run_dir: str | Path, device: str = "cpu", precision: str = "auto", log: Callable[[str], None] | None = None
+) -> RunPredictor:
     """A finished run ready to predict (``mmlatch.load_run``).
 
     The model is in eval mode (dropout off, deterministic masks) with the run's best weights,
@@ -237,11 +245,21 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> RunPredictor:
     Args:
         run_dir: the run directory (``model.json``, ``model.safetensors``, ``config.yaml``).
         device: ``cpu``, ``cuda`` or ``auto``.
+        precision: ``auto`` (default: as ``evaluate`` chooses), ``32`` or ``bf16`` (see
+            :mod:`mmlatch.training.precision`);
+            ``log`` hears the one-line note when bf16 is not native here and float32 runs.
     Raises:
         RunError: a missing or corrupt run file (the message names it).
+        ValueError: an unknown precision.
     """
     model, spec, cfg = load_run_model(run_dir)
-    return RunPredictor(model, spec, cfg, Path(run_dir), resolve_device(device))
+    dev = resolve_device(device)
+    chosen = resolve_inference_precision(precision, dev, spec["model"], log or _stderr)
+    return RunPredictor(model, spec, cfg, Path(run_dir), dev, chosen)
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr)
 
 
 # ----------------------------------------------------------------------------- files
@@ -307,7 +325,8 @@ def predict_file(
 
     Returns:
         One row per sample: ``split, id``, prediction columns, label columns (labelled files)
-        and ``mask_mean_<modality>`` (top-down models). Predictions: ``prediction`` (one
+        ``mask_mean_<modality>`` (top-down models) and ``precision`` (``32`` or ``bf16``: the
+        arithmetic of the forward passes). Predictions: ``prediction`` (one
         regression output) or ``prediction_<name>``; classification: ``prediction`` (class
         name) and ``prob_<class>``; multi-label: ``prob_<name>`` and ``prediction_<name>`` (0/1).
     """
@@ -328,6 +347,7 @@ def predict_file(
         if out.mask_means is not None:
             for m, v in out.mask_means.items():
                 frame[f"mask_mean_{m}"] = v.mean(axis=1)
+        frame["precision"] = predictor.precision
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
 
