@@ -44,7 +44,7 @@ MODELS: dict[str, tuple[str, dict[str, Any]]] = {
 DATA: dict[str, dict[str, Any]] = {
     "synthetic": {
         "data": "synthetic",
-        "data_args": {"n_train": 600, "n_valid": 150, "n_test": 300, "max_len": 50, "seed": 0},
+        "data_args": {"n_train": 300, "n_valid": 100, "n_test": 300, "max_len": 40, "seed": 0},
         "topdown_args": {"stage1_grad": True},
     },
     "mmmo": {"data": "../shared/data/mfn/mmmo", "modalities": ["audio", "visual"], "standardize": True},
@@ -100,7 +100,7 @@ def main() -> None:
     parser.add_argument("--data", default="synthetic,mmmo", help="comma-separated: synthetic, mmmo")
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated labels of MODELS")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=None, help="default: synthetic 4, mmmo 10")
+    parser.add_argument("--epochs", type=int, default=None, help="default: synthetic 3, mmmo 10")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("/tmp/mmlatch-bf16-accuracy"))
     parser.add_argument("--mmmo", default=DATA["mmmo"]["data"])
@@ -118,7 +118,7 @@ def main() -> None:
     labels = args.models.split(",")
     if not args.table_only:
         for data in datasets:
-            epochs = args.epochs or (4 if data == "synthetic" else 10)
+            epochs = args.epochs or (3 if data == "synthetic" else 10)
             for label in labels:
                 for seed in range(args.seeds):
                     for precision in ("32", "bf16-mixed"):

@@ -51,6 +51,9 @@ class TrainConfig:
             measured to keep their accuracy, on a CPU with native bfloat16; else ``32``),
             ``32``, ``bf16-mixed`` (float32 with a note where bfloat16 is not native) or
             ``16-mixed`` (CUDA only); see :mod:`mmlatch.training.precision`.
+        batching: order of the training batches: ``shuffle`` (default) or ``bucket``
+            (shuffled, then sorted by length inside buckets of 50 batches, the batches
+            shuffled: less padding; see :class:`mmlatch.data.batching.BucketBatchSampler`).
         eval_precision: precision of the validation/test scoring after training: ``auto``
             (default, chosen the same way), ``32`` or ``bf16``.
         compile: ``torch.compile`` the model before training (opt-in; the weights and
@@ -85,6 +88,7 @@ class TrainConfig:
     threads: int | None = None
     precision: str = "auto"
     eval_precision: str = "auto"
+    batching: str = "shuffle"
     compile: bool = False
     progress: bool = True
     tensorboard: bool = False
@@ -159,6 +163,7 @@ class TrainConfig:
         self.precision = str(self.precision)
         need(str(self.eval_precision) in EVAL_PRECISIONS, "eval_precision", f"one of {', '.join(EVAL_PRECISIONS)}")
         self.eval_precision = str(self.eval_precision)
+        need(self.batching in ("shuffle", "bucket"), "batching", "shuffle or bucket")
         for key in ("progress", "compile", "tensorboard", "keep_last"):
             need(isinstance(getattr(self, key), bool), key, "true or false")
 

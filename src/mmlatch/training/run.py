@@ -366,7 +366,9 @@ def train(
         deterministic=not cuda,
         log_every_n_steps=1,
     )
-    train_loader = make_loader(dataset.split("train"), cfg.batch_size, shuffle=True, seed=cfg.seed, pin_memory=cuda)
+    train_loader = make_loader(
+        dataset.split("train"), cfg.batch_size, shuffle=True, seed=cfg.seed, pin_memory=cuda, batching=cfg.batching
+    )
     valid_loader = make_loader(dataset.split("valid"), cfg.batch_size, shuffle=False, pin_memory=cuda)
     timing_file = out / "timing.json"
     previous = json.loads(timing_file.read_text())["seconds"] if resuming and timing_file.is_file() else 0.0
