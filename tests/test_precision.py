@@ -66,6 +66,15 @@ def test_unknown_precisions_name_the_choices() -> None:
         resolve_train_precision("16-mixed", "cpu")
 
 
+def test_train_precision_option_sets_the_scoring_unless_told() -> None:
+    from mmlatch.cli.main import _precisions
+
+    assert _precisions("32", None) == ("32", "32")
+    assert _precisions("bf16", None) == ("bf16-mixed", "bf16")
+    assert _precisions("bf16-mixed", "32") == ("bf16-mixed", "32")
+    assert _precisions(None, None) == (None, None)  # auto, both
+
+
 def test_bf16_inference_runs_the_products_in_bf16_and_32_does_not() -> None:
     torch.manual_seed(0)
     dims = {"text": 6, "audio": 4}
@@ -97,7 +106,7 @@ def float32_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("p") / "r32"
     before = torch.get_num_threads()
     try:
-        metrics, env, _ = _train(out, "--precision", "32", "--eval-precision", "32")
+        metrics, env, _ = _train(out, "--precision", "32")  # the scoring follows: float32 throughout
     finally:
         torch.set_num_threads(before)
     assert metrics["precision"]["train"] == "32" and metrics["precision"]["inference"] == "32"
@@ -125,7 +134,7 @@ def test_a_cpu_without_native_bf16_trains_and_scores_in_float32_and_records_it(
 def test_bf16_mixed_training_and_bf16_scoring_are_recorded(tmp_path) -> None:
     before = torch.get_num_threads()
     try:
-        metrics, env, _ = _train(tmp_path / "r", "--precision", "bf16-mixed", "--eval-precision", "bf16")
+        metrics, env, _ = _train(tmp_path / "r", "--precision", "bf16")  # bf16-mixed, scored in bf16
     finally:
         torch.set_num_threads(before)
     expected = {"train": "bf16-mixed", "inference": "bf16", "cpu_native_bf16": True}

@@ -11,7 +11,7 @@ import typer
 
 def register(app: typer.Typer) -> None:
     """Add the experiment commands to ``app``."""
-    from mmlatch.cli.main import EVAL_PRECISION_OPT, PRECISION_OPT, THREADS_OPT, _run_guarded
+    from mmlatch.cli.main import EVAL_PRECISION_OPT, PRECISION_OPT, THREADS_OPT, _precisions, _run_guarded
 
     @app.command()
     def experiment(
@@ -38,6 +38,7 @@ def register(app: typer.Typer) -> None:
         if fmt not in ("md", "latex", "csv"):
             raise typer.BadParameter("use md, latex or csv", param_hint="--format")
         set_ = [*set_, f"threads={threads}"] if threads is not None else set_
+        precision, eval_precision = _precisions(precision, eval_precision)
         set_ += [f"{k}={v}" for k, v in (("precision", precision), ("eval_precision", eval_precision)) if v is not None]
         exp = _run_guarded(load_experiment, config, data=data, seeds=seeds, epochs=epochs, overrides=set_)
         results = _run_guarded(

@@ -133,7 +133,7 @@ THREADS_OPT = typer.Option(
 )
 PRECISION_OPT = typer.Option(
     None, "--precision",
-    help="Training precision: auto (default: bf16-mixed where the CPU has native bfloat16 and the model was measured to keep its accuracy, else 32) | 32 | bf16-mixed | 16-mixed (CUDA only).",
+    help="Training precision: auto (default: bf16-mixed where the CPU has native bfloat16 and the model was measured to keep its accuracy, else 32) | 32 | bf16-mixed (or bf16) | 16-mixed (CUDA only). Without --eval-precision, 32 and bf16 also set the scoring's.",
 )
 EVAL_PRECISION_OPT = typer.Option(
     None, "--eval-precision", help="Precision of the valid/test scoring: auto (default, chosen as --precision) | 32 | bf16."
@@ -143,6 +143,17 @@ INFER_PRECISION_OPT = typer.Option(
     help="Inference precision: auto (bf16 where the CPU has native bfloat16 and the model was measured to keep its accuracy, else 32) | 32 | bf16.",
 )  # the same option as analysis_cmds.INFER_PRECISION_OPT (that module imports this one)
 COMPILE_OPT = typer.Option(False, "--compile", help="torch.compile the model before training (opt-in; pays off on long runs, mostly on CUDA).")
+
+
+def _precisions(precision: Optional[str], eval_precision: Optional[str]) -> tuple[Optional[str], Optional[str]]:
+    """``--precision`` of train/experiment: ``bf16`` means bf16-mixed training; without
+    ``--eval-precision`` the scoring follows it (``32``: everything in float32; ``bf16`` or
+    ``bf16-mixed``: scoring in bf16)."""
+    if precision == "bf16":
+        precision = "bf16-mixed"
+    if eval_precision is None and precision is not None:
+        eval_precision = {"32": "32", "bf16-mixed": "bf16"}.get(precision)
+    return precision, eval_precision
 
 
 def _threads(threads: Optional[int]) -> None:
@@ -191,6 +202,7 @@ def train(
     from mmlatch.training import train as run_train
 
     mods = [m.strip() for m in modalities.split(",") if m.strip()] if modalities else None
+    precision, eval_precision = _precisions(precision, eval_precision)
     reader = _data_args(fmt, on_nonfinite, folds, keep_sp, csd_modality, max_len)
     overrides = [*set_, *(f"data_args.{k}={json.dumps(v)}" for k, v in reader.items())]
     cfg = _run_guarded(
