@@ -101,8 +101,8 @@ class TrainConfig:
         """The settings that determine a run's results (not progress, logging, thread counts
         or kept files); data paths compared resolved (see :meth:`resolved`)."""
         d = self.resolved().to_dict()
-        for key in ("progress", "threads", "compile", "tensorboard", "keep_last"):
-            d.pop(key)
+        for key in ("progress", "threads", "compile", "tensorboard", "keep_last", "eval_precision"):
+            d.pop(key)  # eval_precision: the scoring's arithmetic, not the run's weights
         return d
 
     def resolved(self) -> TrainConfig:
