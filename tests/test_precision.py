@@ -41,7 +41,7 @@ def with_native_bf16(monkeypatch) -> None:
 
 def test_auto_is_bf16_only_for_measured_models_on_a_native_cpu(with_native_bf16) -> None:
     assert resolve_inference_precision("auto", "cpu", "mmlatch") == "bf16"
-    assert resolve_inference_precision("auto", "cpu", "hctmg") == "32"  # slower in bf16: not chosen
+    assert resolve_inference_precision("auto", "cpu", "hctmg") == "32"  # no faster in bf16: not chosen
     assert resolve_train_precision("auto", "cpu", "baseline") == "bf16-mixed"
     assert resolve_train_precision("auto", "cpu", "raven") == "32"  # not measured
     assert resolve_inference_precision("32", "cpu", "mmlatch") == "32"  # float32 one option away
