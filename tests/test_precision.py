@@ -175,3 +175,23 @@ def test_predict_without_native_bf16_says_so_and_matches_float32(float32_run, tm
     assert set(table["precision"].astype(str)) == {"32"}
     res = runner.invoke(app, ["evaluate", "--run", str(float32_run), "--device", "cpu", "--precision", "fp8"])
     assert res.exit_code == 2 and "choose one of auto, 32, bf16" in res.output
+
+
+def test_predict_with_the_onnx_engines_matches_torch_and_records_it(float32_run, tmp_path) -> None:
+    pytest.importorskip("onnxruntime")
+    tables = {}
+    for engine, precision in (("torch", "32"), ("onnx", "onnx-32"), ("onnx-int8", "onnx-int8")):
+        out = tmp_path / f"{engine}.csv"
+        res = runner.invoke(app, ["predict", "--run", str(float32_run), "--data", "synthetic", "--split", "test",
+                                  "--device", "cpu", "--precision", "32", "--engine", engine, "--out", str(out)])
+        assert res.exit_code == 0, res.output
+        tables[engine] = pd.read_csv(out)
+        assert set(tables[engine]["precision"].astype(str)) == {precision}
+    reference = tables["torch"]["prediction"].to_numpy()
+    assert tables["onnx"]["id"].tolist() == tables["torch"]["id"].tolist()
+    np.testing.assert_allclose(tables["onnx"]["prediction"].to_numpy(), reference, atol=1e-5)
+    int8 = np.abs(tables["onnx-int8"]["prediction"].to_numpy() - reference)
+    assert 0 < int8.max() < 0.1
+    assert "mask_mean_text" in tables["torch"] and "mask_mean_text" not in tables["onnx"]  # predictions only
+    res = runner.invoke(app, ["predict", "--run", str(float32_run), "--data", "synthetic", "--engine", "tvm"])
+    assert res.exit_code == 2 and "choose one of torch, onnx, onnx-int8" in res.output

@@ -196,6 +196,7 @@ def register(app: typer.Typer) -> None:
         words: Optional[Path] = typer.Option(None, "--words", help="With --media: word timings (CSV word,start,end or JSON)."),
         threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: fit the free cores; see mmlatch train --help)."),
         precision: str = INFER_PRECISION_OPT,
+        engine: str = typer.Option("torch", "--engine", help="torch | onnx | onnx-int8 (onnxruntime on CPU, float32 or int8: faster, predictions only, no mask means)."),
     ) -> None:
         """Predict every sample of a data file: CSV of ids, predictions (and mask means)."""
         cli = _cli()
@@ -204,7 +205,7 @@ def register(app: typer.Typer) -> None:
         cli._threads(threads)
         from mmlatch.analysis.predict import load_run, predict_file
 
-        predictor = cli._run_guarded(load_run, run, device, precision)
+        predictor = cli._run_guarded(load_run, run, device, precision, engine=engine)
         if data is None or media is not None or transcript is not None:  # one clip from raw media
             from mmlatch.cli.extract_cmds import predict_media_cmd
 
