@@ -1,40 +1,64 @@
-"""Milliseconds per training step and per inference batch for each model.
+"""Milliseconds per training step and per inference batch: float32 and bfloat16 side by side,
+with the MMLatch authors' code and MulT's public code beside ours in the same run.
 
 Batch 32, length 50, MOSEI dims (text 300, audio 74, visual 35), lengths drawn from 10-50
-(seeded; one sample at the full length), medians over repeated steps after warm-up, with the
-optimizer training uses. CPU threads: ``--threads``, else chosen to fit the free cores like
-every command (``MMLATCH_THREADS``; ``OMP_NUM_THREADS`` wins). ``--device auto`` takes CUDA
-when there is one. Usage:
+(seeded; one sample at the full length), with the optimizer training uses. Every
+implementation in a row runs one step in turn, round after round, in one process (so a
+machine's load falls on all of them alike); the figures are medians over the rounds after
+warm-up. Usage (one command, one table):
 
-    python benchmarks/step_time.py [--models baseline,mmlatch] [--variants authors,paper]
-                                   [--threads 2] [--device cpu|cuda|auto] [--lstm-floor]
+    python benchmarks/step_time.py [--models baseline,mmlatch,mult,hctmg] [--variants paper,authors]
+        [--authors-code DIR] [--mult-code DIR] [--threads 1] [--steps 15] [--device cpu|cuda|auto]
+        [--lstm-floor]
 
-Models with a ``variant`` option get one row per variant asked for (default: all).
-``--lstm-floor`` adds what the model's LSTM kernels alone take: every ``nn.LSTM`` call of one
-step replayed on its own (same modules and input shapes, gradients where the step had them),
-the part of the step no change outside the LSTM kernels can remove.
-The authors' columns are stored CPU figures (2 threads, this input regime), context only: a
-fair comparison runs both implementations in one process (README "Speed and threads").
+Columns per row: ours in float32, ours in bfloat16 (training ``bf16-mixed``: autocast, float32
+weights; inference ``bf16``: autocast), the reference in float32 as released, and speed-ups
+(reference / ours) for float32 vs float32 and for this project's defaults (``auto``
+precision: bfloat16 for the models measured to keep their accuracy, on a CPU with native
+bfloat16; see mmlatch.training.precision) vs the reference.
+
+References (never part of this repository; give the paths of checkouts):
+- ``--authors-code DIR``: the MMLatch authors' repository (its ``mmlatch/`` package, copied to
+  a scratch directory and imported under another name; ``AVTClassifier``, their ``run.py``
+  and ``config.yaml`` settings: projection 100, feedback on for mmlatch, off for the baseline,
+  Adam lr 5e-4, L1 loss, ``backward(retain_graph=True)`` as their trainer).
+  Their ``util.py`` imports ``validators`` (unused by the model): a stand-in is given when
+  it is not installed.
+- ``--mult-code DIR``: MulT's public repository (``src/models.py`` ``MULTModel``, main.py's
+  defaults: d 30, 5 crossmodal layers, 5 heads, its causal mask, Adam lr 1e-3, L1 loss, clip
+  0.8); compared with our ``mult`` at those sizes. One compatibility edit on the scratch
+  copy: ``positions.view(-1)`` -> ``.reshape(-1)`` (torch 2.x needs it).
+``--lstm-floor`` adds what the model's LSTM kernels alone take (every ``nn.LSTM`` call of one
+step replayed on its own, gradients where the step had them).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
+import importlib.util
+import shutil
 import statistics
+import sys
+import tempfile
 import time
+import types
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import torch
 
-from mmlatch.models import MOSEI_DIMS, count_parameters, create_model, list_models, model_arguments
-from mmlatch.models.latefusion import VARIANTS
+from mmlatch.models import MOSEI_DIMS, count_parameters, create_model, model_arguments
+from mmlatch.models.latefusion import DEFAULT_VARIANT, VARIANTS
 from mmlatch.training.module import make_adam
+from mmlatch.training.precision import cpu_has_native_bf16, resolve_inference_precision, resolve_train_precision
 from mmlatch.training.run import resolve_device
 from mmlatch.training.threads import configure_threads
 
-# The authors' released code on this 2-core machine (2 threads, same inputs), medians of the
-# side-by-side runs of 2026-11-29 (train ms/step, inference ms/batch).
-AUTHORS_MS = {"baseline": (540.0, 130.0), "mmlatch": (1340.0, 305.0)}
+#: our mult at the sizes of MulT's public code (main.py defaults)
+MULT_PUBLIC = {"hidden": 30, "layers": 5, "heads": 5, "causal": True, "embed_dropout": 0.25, "out_dropout": 0.0}
 
 
 def _sync(device: str) -> None:
@@ -91,57 +115,176 @@ def _lstm_replay(model: torch.nn.Module, step: Callable[[], None], training: boo
     return replay
 
 
-def measure(
-    name: str,
-    device: str,
-    batch: int,
-    length: int,
-    warmup: int,
-    steps: int,
-    variant: str | None = None,
-    lstm_floor: bool = False,
-) -> dict[str, float]:
-    """train/infer ms (and train_lstm/infer_lstm with ``lstm_floor``) and params of model
-    ``name`` (``variant``: None = default)."""
-    torch.manual_seed(0)
-    model = create_model(name, MOSEI_DIMS, variant=variant).to(device)
-    opt = make_adam(model.parameters(), lr=5e-4)  # the optimizer training uses
+
+Step = Callable[[], None]
+
+
+def _inputs(batch: int, length: int, device: str) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(0)
     x = {k: torch.randn(batch, length, f, generator=g).to(device) for k, f in MOSEI_DIMS.items()}
     lengths = torch.randint(max(1, length // 5), length + 1, (batch,), generator=g)
     lengths[0] = length  # the batch is as long as its longest sample
-    lengths = lengths.to(device)
     y = torch.randn(batch, 1, generator=g).to(device)
+    return x, lengths, y
+
+
+def _autocast(precision: str, device: str) -> Any:
+    if precision in ("bf16", "bf16-mixed"):
+        return torch.autocast("cuda" if device.startswith("cuda") else "cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def ours(name: str, variant: str | None, device: str, x: dict, lengths: torch.Tensor, y: torch.Tensor,
+         precision: str, **model_args: Any) -> tuple[torch.nn.Module, Step, Step]:
+    """Our model ``name``: (model, train step, inference batch) in ``precision``."""
+    torch.manual_seed(0)
+    model = create_model(name, MOSEI_DIMS, variant=variant, **model_args).to(device)
+    opt = make_adam(model.parameters(), lr=5e-4)  # the optimizer training uses
+    lens = lengths.to(device)
 
     def train_step() -> None:
+        model.train()
         opt.zero_grad(set_to_none=True)
-        loss = torch.nn.functional.l1_loss(model(x, lengths).prediction, y)
-        loss.backward()
+        with _autocast(precision, device):
+            pred = model(x, lens).prediction
+        torch.nn.functional.l1_loss(pred.float(), y).backward()
         opt.step()
 
     @torch.inference_mode()
     def infer() -> None:
-        model(x, lengths)
+        model.eval()
+        with _autocast(precision, device):
+            model(x, lens).prediction.float()
 
-    out: dict[str, float] = {"params": float(count_parameters(model))}
-    for mode, fn in (("train", train_step), ("infer", infer)):
-        model.train(mode == "train")
-        out[mode] = _median_ms(fn, device, warmup, steps)
-        if lstm_floor and any(isinstance(m, torch.nn.LSTM) for m in model.modules()):
-            out[f"{mode}_lstm"] = _median_ms(_lstm_replay(model, fn, mode == "train", device), device, warmup, steps)
-    return out
+    return model, train_step, infer
+
+
+def _scratch_copy(src: Path, name: str, rename: tuple[str, str] | None = None,
+                  edits: dict[str, tuple[str, str]] | None = None) -> Path:
+    """Copy ``src`` to a scratch directory as ``name`` (imports renamed, files edited); the
+    directory to put on sys.path."""
+    root = Path(tempfile.mkdtemp(prefix="mmlatch-ref-"))
+    dest = root / name
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".git", "data", "cache"))
+    for py in dest.rglob("*.py"):
+        text = py.read_text()
+        if rename:
+            text = text.replace(f"from {rename[0]}.", f"from {rename[1]}.").replace(f"import {rename[0]}.", f"import {rename[1]}.")
+        rel = str(py.relative_to(dest))
+        if edits and rel in edits:
+            text = text.replace(*edits[rel])
+        py.write_text(text)
+    return root
+
+
+def authors_model(code: Path, feedback: bool, device: str, x: dict, lengths: torch.Tensor,
+                  y: torch.Tensor) -> tuple[torch.nn.Module, Step, Step]:
+    """The MMLatch authors' AVTClassifier (their config.yaml), trained as their trainer does."""
+    if not (code / "mmlatch" / "mm.py").is_file():
+        raise SystemExit(f"--authors-code {code}: no mmlatch/mm.py (the MMLatch authors' repository?)")
+    if "mmlatch_authors_ref" not in sys.modules:
+        root = _scratch_copy(code / "mmlatch", "mmlatch_authors_ref", rename=("mmlatch", "mmlatch_authors_ref"))
+        sys.path.insert(0, str(root))
+        try:
+            importlib.import_module("validators")
+        except ImportError:  # their util.py's URL checks: not used by the model
+            stand_in = types.ModuleType("validators")
+            stand_in.ValidationFailure = type("ValidationFailure", (), {})  # type: ignore[attr-defined]
+            sys.modules["validators"] = stand_in
+    mm = importlib.import_module("mmlatch_authors_ref.mm")
+    torch.manual_seed(0)
+    model = mm.AVTClassifier(
+        MOSEI_DIMS["text"], MOSEI_DIMS["audio"], MOSEI_DIMS["visual"], 100,
+        bidirectional=True, dropout=0.2, encoder_type="lstm", attention=True,
+        feedback=feedback, feedback_type="learnable_sequence_mask", device=device, num_classes=1,
+    ).to(device)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=5e-4)
+    inputs = {"text": x["text"], "audio": x["audio"], "visual": x["visual"], "lengths": lengths.cpu()}
+
+    def train_step() -> None:
+        model.train()
+        loss = torch.nn.functional.l1_loss(model(inputs), y)
+        loss.backward(retain_graph=True)
+        opt.step()
+        opt.zero_grad()
+
+    @torch.no_grad()
+    def infer() -> None:
+        model.eval()
+        model(inputs)
+
+    return model, train_step, infer
+
+
+def mult_public_model(code: Path, device: str, x: dict, y: torch.Tensor) -> tuple[torch.nn.Module, Step, Step]:
+    """MulT's public MULTModel with main.py's defaults, trained as its train.py does."""
+    if not (code / "src" / "models.py").is_file():
+        raise SystemExit(f"--mult-code {code}: no src/models.py (MulT's public repository?)")
+    if "mult_ref_models" not in sys.modules:
+        edit = {"position_embedding.py": ("positions.view(-1)", "positions.reshape(-1)")}
+        root = _scratch_copy(code / "modules", "modules", edits=edit)
+        sys.path.insert(0, str(root))
+        spec = importlib.util.spec_from_file_location("mult_ref_models", code / "src" / "models.py")
+        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        sys.modules["mult_ref_models"] = module
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+    hyp = types.SimpleNamespace(
+        orig_d_l=MOSEI_DIMS["text"], orig_d_a=MOSEI_DIMS["audio"], orig_d_v=MOSEI_DIMS["visual"],
+        vonly=True, aonly=True, lonly=True, num_heads=5, layers=5, attn_dropout=0.1, attn_dropout_a=0.0,
+        attn_dropout_v=0.0, relu_dropout=0.1, res_dropout=0.1, out_dropout=0.0, embed_dropout=0.25,
+        attn_mask=True, output_dim=1,
+    )
+    torch.manual_seed(0)
+    model = sys.modules["mult_ref_models"].MULTModel(hyp).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    xs = (x["text"], x["audio"], x["visual"])
+
+    def train_step() -> None:
+        model.train()
+        model.zero_grad()
+        preds, _ = model(*xs)
+        torch.nn.functional.l1_loss(preds, y).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 0.8)
+        opt.step()
+
+    @torch.no_grad()
+    def infer() -> None:
+        model.eval()
+        model(*xs)
+
+    return model, train_step, infer
+
+
+def interleaved(fns: dict[str, Step], device: str, warmup: int, steps: int) -> dict[str, float]:
+    """Median ms of each function, the functions run one after the other, round after round."""
+    samples: dict[str, list[float]] = {k: [] for k in fns}
+    for i in range(warmup + steps):
+        for key, fn in fns.items():
+            _sync(device)
+            t = time.perf_counter()
+            fn()
+            _sync(device)
+            if i >= warmup:
+                samples[key].append(time.perf_counter() - t)
+    return {k: statistics.median(v) * 1000 for k, v in samples.items()}
+
+
+def _fmt_ratio(ref: float | None, ours_ms: float) -> str:
+    return f"{ref / ours_ms:.2f}x" if ref else "-"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default="all", help="comma-separated names, or all")
-    parser.add_argument("--variants", default="all", help="comma-separated variants, or all")
+    parser.add_argument("--models", default="baseline,mmlatch,mult,hctmg", help="comma-separated names")
+    parser.add_argument("--variants", default="paper,authors", help="variants of baseline/mmlatch")
+    parser.add_argument("--authors-code", type=Path, default=None, help="a checkout of the MMLatch authors' code")
+    parser.add_argument("--mult-code", type=Path, default=None, help="a checkout of MulT's public code")
     parser.add_argument("--threads", type=int, default=None, help="default: fit the free cores")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--length", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=15)
     parser.add_argument("--lstm-floor", action="store_true", help="add the LSTM kernels' own time")
     args = parser.parse_args()
     try:
@@ -149,27 +292,54 @@ def main() -> None:
     except RuntimeError as exc:
         parser.error(str(exc))
     threads = configure_threads(args.threads)
-    names = list_models() if args.models == "all" else args.models.split(",")
-    unknown = sorted(set(names) - set(list_models()))
-    if unknown:
-        parser.error(f"unknown model(s) {unknown}; choose from {', '.join(list_models())}")
-    where = torch.cuda.get_device_name(device) if device.startswith("cuda") else f"{threads.threads} threads ({threads.source})"
-    print(f"device {device}, {where}, batch {args.batch}, length {args.length}, dims {MOSEI_DIMS}")
-    floor_head = " LSTMs alone (train / infer) |" if args.lstm_floor else ""
-    print(f"| model | params | train ms/step | infer ms/batch |{floor_head} authors train | authors infer |")
-    print("|---|---:|---:|---:|" + ("---:|" if args.lstm_floor else "") + "---:|---:|")
-    variants = list(VARIANTS) if args.variants == "all" else args.variants.split(",")
+    names = args.models.split(",")
+    x, lengths, y = _inputs(args.batch, args.length, device)
+    cuda = device.startswith("cuda")
+    where = torch.cuda.get_device_name(device) if cuda else (
+        f"{threads.threads} thread(s) ({threads.source}), CPU native bf16: {cpu_has_native_bf16()}"
+    )
+    if not cuda:
+        where += "; no GPU figures (no CUDA device here)" if not torch.cuda.is_available() else ""
+    print(f"device {device}, {where}, batch {args.batch}, length {args.length}, dims {MOSEI_DIMS}, "
+          f"medians of {args.steps} interleaved rounds after {args.warmup}")
+    print("| model | mode | ours fp32 ms | ours bf16 ms | reference fp32 ms | fp32 vs ref | defaults | defaults vs ref |")
+    print("|---|---|---:|---:|---:|---:|---|---:|")
     for name in names:
-        for variant in variants if "variant" in model_arguments(name) else [None]:
-            r = measure(name, device, args.batch, args.length, args.warmup, args.steps, variant, args.lstm_floor)
-            tr, inf = r["train"], r["infer"]
-            ref = AUTHORS_MS.get(name) if device == "cpu" else None
-            ref_s = f"{ref[0]:.0f} ({ref[0] / tr:.1f}x) | {ref[1]:.0f} ({ref[1] / inf:.1f}x)" if ref else "- | -"
-            floor = ""
-            if args.lstm_floor:
-                floor = f" {r['train_lstm']:.0f} / {r['infer_lstm']:.0f} |" if "train_lstm" in r else " - |"
-            label = name if variant is None else f"{name} [{variant}]"
-            print(f"| {label} | {int(r['params']):,} | {tr:.1f} | {inf:.1f} |{floor} {ref_s} |", flush=True)
+        variants = args.variants.split(",") if "variant" in model_arguments(name) else [None]
+        for variant in variants:
+            extra = MULT_PUBLIC if name == "mult" and args.mult_code else {}
+            label = name if variant is None else f"{name} [{variant}{', default' if variant == DEFAULT_VARIANT else ''}]"
+            if extra:
+                label += " at MulT public sizes"
+            m32, tr32, inf32 = ours(name, variant, device, x, lengths, y, "32", **extra)
+            _, trbf, infbf = ours(name, variant, device, x, lengths, y, "bf16-mixed", **extra)
+            ref_name, ref = None, None
+            if name in ("baseline", "mmlatch") and args.authors_code:
+                ref_name = "authors' code"
+                ref = authors_model(args.authors_code, name == "mmlatch", device, x, lengths, y)
+            elif name == "mult" and args.mult_code:
+                ref_name = "MulT public"
+                ref = mult_public_model(args.mult_code, device, x, y)
+            defaults = {
+                "train": resolve_train_precision("auto", device, name),
+                "infer": resolve_inference_precision("auto", device, name),
+            }
+            for mode, fns in (("train", {"32": tr32, "bf16": trbf}), ("infer", {"32": inf32, "bf16": infbf})):
+                if ref is not None:
+                    fns["ref"] = ref[1] if mode == "train" else ref[2]
+                ms = interleaved(fns, device, args.warmup, args.steps)
+                default_ms = ms["bf16"] if defaults[mode] in ("bf16", "bf16-mixed") else ms["32"]
+                ref_ms = ms.get("ref")
+                ref_s = f"{ref_ms:.1f} ({ref_name})" if ref_ms else "-"
+                print(f"| {label} | {mode} | {ms['32']:.1f} | {ms['bf16']:.1f} | {ref_s} | {_fmt_ratio(ref_ms, ms['32'])} "
+                      f"| {defaults[mode]} | {_fmt_ratio(ref_ms, default_ms)} |", flush=True)
+            if args.lstm_floor and any(isinstance(m, torch.nn.LSTM) for m in m32.modules()):
+                floor = {mode: interleaved({"lstm": _lstm_replay(m32, fn, mode == "train", device)}, device,
+                                           args.warmup, args.steps)["lstm"]
+                         for mode, fn in (("train", tr32), ("infer", inf32))}
+                print(f"| {label} | LSTMs alone fp32 (train / infer) | {floor['train']:.1f} / {floor['infer']:.1f} | | | | | |")
+            print(f"<!-- {label}: {count_parameters(m32):,} parameters"
+                  + (f"; reference {count_parameters(ref[0]):,}" if ref else "") + " -->", flush=True)
 
 
 if __name__ == "__main__":

@@ -45,7 +45,8 @@ def expected(run: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
 
 def _predict_cli(run: Path, data: Path, *extra: str) -> pd.DataFrame:
     out = data.with_suffix(".preds.csv")
-    res = runner.invoke(app, ["predict", "--run", str(run), "--data", str(data), "--out", str(out), *extra])
+    args = ["predict", "--run", str(run), "--data", str(data), "--out", str(out), "--precision", "32", *extra]
+    res = runner.invoke(app, args)  # float32: compared with predict_split's float32 outputs
     assert res.exit_code == 0, res.output
     return pd.read_csv(out, dtype={"id": str})
 
@@ -63,7 +64,10 @@ def test_predict_on_labelled_data_matches_evaluate(run: Path, expected: tuple, t
     _, _, cfg = load_run_model(run)
     path = save_dataset(load_data(cfg), tmp_path / "data.npz")
     table = _predict_cli(run, path)
-    assert list(table.columns) == ["split", "id", "prediction", "label", "mask_mean_text", "mask_mean_audio", "mask_mean_visual"]
+    assert list(table.columns) == [
+        "split", "id", "prediction", "label", "mask_mean_text", "mask_mean_audio", "mask_mean_visual", "precision"
+    ]
+    assert set(table["precision"].astype(str)) == {"32"}
     assert table["split"].unique().tolist() == ["train", "valid", "test"]
     _check_test_rows(table, expected)
     test = table[table["split"] == "test"]
@@ -71,7 +75,7 @@ def test_predict_on_labelled_data_matches_evaluate(run: Path, expected: tuple, t
     from mmlatch.metrics import compute_metrics
 
     metrics = compute_metrics(TaskSpec(), test[["prediction"]].to_numpy(), test[["label"]].to_numpy())
-    reference = evaluate_run(run, device="cpu")
+    reference = evaluate_run(run, device="cpu", precision="32")
     assert metrics == pytest.approx(reference, rel=1e-6)
 
 
@@ -136,7 +140,7 @@ def test_predict_prints_csv_and_reports_bad_files(run: Path, tmp_path: Path) -> 
 def test_load_run_predicts_one_sample_or_a_batch(run: Path, expected: tuple) -> None:
     _, _, cfg = load_run_model(run)
     test = load_data(cfg).split("test")
-    predictor = load_run(run)
+    predictor = load_run(run, precision="32")  # compared with float32 predict_split
     assert predictor.modalities == ["text", "audio", "visual"]
     batch = predictor.predict(test.features, test.lengths["text"])
     np.testing.assert_allclose(batch.prediction, expected[0], rtol=0, atol=1e-6)

@@ -104,7 +104,7 @@ def test_the_allocator_keeps_freed_memory_on_glibc_unless_told_not_to() -> None:
 def test_unknown_precision_lists_the_choices(tmp_path) -> None:
     res = runner.invoke(app, ["train", "--data", "synthetic", "--precision", "8", "--out", str(tmp_path / "r")])
     assert res.exit_code == 2
-    assert "precision" in res.output and "32, bf16-mixed, 16-mixed" in res.output
+    assert "precision" in res.output and "auto, 32, bf16-mixed, 16-mixed" in res.output
     assert not (tmp_path / "r").exists()
 
 

@@ -45,7 +45,7 @@ def run_dir(tmp_path_factory) -> Path:
 
 def test_train_writes_the_run_directory(run_dir: Path) -> None:
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert list(metrics) == ["model", "data", "seed", "params", "best_epoch", "epochs_run", "valid", "test"]
+    assert list(metrics) == ["model", "data", "seed", "params", "best_epoch", "epochs_run", "valid", "test", "precision"]
     assert metrics["model"] == "mmlatch" and metrics["data"] == "synthetic" and metrics["seed"] == 0
     assert metrics["epochs_run"] == 2 and 1 <= metrics["best_epoch"] <= 2
     assert list(metrics["test"]) == list(SENTIMENT_METRICS) == list(metrics["valid"])

@@ -32,6 +32,7 @@ from mmlatch.data import MultimodalDataset, TaskSpec, load_dataset
 from mmlatch.data.batching import make_loader
 from mmlatch.data.dataset import Split
 from mmlatch.training.config import TrainConfig
+from mmlatch.training.precision import inference_precision
 from mmlatch.training.run import RunError, check_task, load_data, load_run_model
 
 #: batch size of :func:`collect_outputs`; the same as ``predict_split``'s default
@@ -160,11 +161,13 @@ class SplitOutputs:
 
 @torch.inference_mode()
 def collect_outputs(
-    model: nn.Module, split: Split, batch_size: int = BATCH_SIZE, device: str = "cpu"
+    model: nn.Module, split: Split, batch_size: int = BATCH_SIZE, device: str = "cpu", precision: str = "32"
 ) -> SplitOutputs:
     """Run ``model`` (eval mode) over ``split`` and keep predictions, masks and extras.
 
-    Batches are made as in ``predict_split`` (so predictions are identical to it).
+    Batches are made as in ``predict_split`` (so predictions are identical to it), in
+    ``precision`` (a resolved inference precision: ``32`` or ``bf16``, see
+    :mod:`mmlatch.training.precision`).
 
     Returns:
         The split's :class:`SplitOutputs`.
@@ -176,7 +179,8 @@ def collect_outputs(
     has_masks = True
     for batch in make_loader(split, batch_size, shuffle=False):
         batch = batch.to(device)
-        out = model(batch.features, batch.lengths)
+        with inference_precision(precision, device):
+            out = model(batch.features, batch.lengths)
         preds.append(out.prediction.float().cpu())
         if out.masks is None:
             has_masks = False

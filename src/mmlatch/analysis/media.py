@@ -92,6 +92,7 @@ def predict_media(
         "prediction": [float(v) for v in pred] if pred.size > 1 else float(pred[0]),
         "words": clip.words,
         **{k: v for k, v in clip.status.items() if k != "words"},
+        "precision": predictor.precision,
     }
     if clip.intervals is not None:
         result["intervals"] = [[round(float(s), 3), round(float(e), 3)] for s, e in clip.intervals]

@@ -37,7 +37,8 @@ from __future__ import annotations
 
 import warnings
 import zipfile
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,7 @@ from mmlatch.analysis.collect import BATCH_SIZE, AnalysisError, SplitOutputs, co
 from mmlatch.data import DataError, Split, TaskSpec, load_dataset
 from mmlatch.data.readers._common import nonzero_steps, shift_to_front, strip_padding
 from mmlatch.training.config import TrainConfig
+from mmlatch.training.precision import resolve_inference_precision
 from mmlatch.training.run import describe_task, load_data, load_run_model, resolve_device
 
 #: file key -> modality name for pickles and plain .npz files
@@ -84,10 +86,19 @@ class RunPredictor:
         spec: the run's ``model.json``; ``config``: its ``config.yaml``.
         modalities: the model's modality order; ``modality_dims``: feature size of each.
         task: what the outputs mean.
+        precision: the forward passes' precision (``32`` or ``bf16``; with an ONNX engine
+            ``onnx-32`` or ``onnx-int8``).
+        engine: ``torch``, ``onnx`` or ``onnx-int8`` (onnxruntime; predictions only, no masks).
     """
 
-    def __init__(self, model: nn.Module, spec: dict[str, Any], config: TrainConfig, path: Path, device: str) -> None:
+    def __init__(
+        self, model: nn.Module, spec: dict[str, Any], config: TrainConfig, path: Path, device: str,
+        precision: str = "32", engine: str = "torch",
+    ) -> None:
         self.model = model.eval().to(device)
+        self.engine = engine
+        self.precision = {"onnx": "onnx-32", "onnx-int8": "onnx-int8"}.get(engine, precision)
+        self._onnx: dict[bool, Any] = {}  # per_modality_lengths -> OnnxEngine, built on first use
         self.spec = spec
         self.config = config
         self.path = path
@@ -141,7 +152,20 @@ class RunPredictor:
 
     def predict_split(self, split: Split, batch_size: int = BATCH_SIZE) -> SplitOutputs:
         """Outputs on every sample of a split (batched as ``mmlatch evaluate`` batches)."""
-        return collect_outputs(self.model, split, batch_size, self.device)
+        if self.engine == "torch":
+            return collect_outputs(self.model, split, batch_size, self.device, self.precision)
+        from mmlatch.analysis.export import OnnxEngine
+        from mmlatch.data.batching import make_loader
+
+        lengths = list(split.lengths.values())
+        unaligned = any(not np.array_equal(lengths[0], other) for other in lengths[1:])
+        if unaligned not in self._onnx:
+            self._onnx[unaligned] = OnnxEngine(self.model, self.modality_dims, unaligned, self.engine == "onnx-int8")
+        run = self._onnx[unaligned]
+        preds = [run(b.features, b.lengths) for b in make_loader(split, batch_size, shuffle=False)]
+        width = int(self.task.num_outputs)
+        prediction = np.concatenate(preds).astype(np.float32) if preds else np.zeros((0, width), np.float32)
+        return SplitOutputs(ids=list(split.ids), prediction=prediction, labels=split.labels)
 
     def _as_split(self, features: Mapping[str, Any], lengths: Any, padding: str | None = None) -> tuple[Split, bool]:
         if padding not in (None, "end", "front"):
@@ -228,7 +252,10 @@ def _warn_zero_edges(arrays: dict[str, np.ndarray], lengths_given: bool) -> None
     )
 
 
-def load_run(run_dir: str | Path, device: str = "cpu") -> RunPredictor:
+def load_run(
+    run_dir: str | Path, device: str = "cpu", precision: str = "auto", log: Callable[[str], None] | None = None,
+    engine: str = "torch",
+) -> RunPredictor:
     """A finished run ready to predict (``mmlatch.load_run``).
 
     The model is in eval mode (dropout off, deterministic masks) with the run's best weights,
@@ -237,11 +264,30 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> RunPredictor:
     Args:
         run_dir: the run directory (``model.json``, ``model.safetensors``, ``config.yaml``).
         device: ``cpu``, ``cuda`` or ``auto``.
+        precision: ``auto`` (default: as ``evaluate`` chooses), ``32`` or ``bf16`` (see
+            :mod:`mmlatch.training.precision`);
+            ``log`` hears the one-line note when bf16 is not native here and float32 runs.
+        engine: ``torch`` (default), or ``onnx`` / ``onnx-int8``: the model exported to ONNX
+            and run by onnxruntime on CPU, float32 or dynamically quantised to int8
+            (predictions only: no masks or extras; ``precision`` is then ignored).
     Raises:
         RunError: a missing or corrupt run file (the message names it).
+        ValueError: an unknown precision.
     """
+    from mmlatch.analysis.export import ENGINES
+
+    if engine not in ENGINES:
+        raise ValueError(f"engine {engine!r}: choose one of {', '.join(ENGINES)}")
     model, spec, cfg = load_run_model(run_dir)
-    return RunPredictor(model, spec, cfg, Path(run_dir), resolve_device(device))
+    if engine != "torch":
+        return RunPredictor(model, spec, cfg, Path(run_dir), "cpu", "32", engine)
+    dev = resolve_device(device)
+    chosen = resolve_inference_precision(precision, dev, spec["model"], log or _stderr)
+    return RunPredictor(model, spec, cfg, Path(run_dir), dev, chosen)
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr)
 
 
 # ----------------------------------------------------------------------------- files
@@ -307,7 +353,8 @@ def predict_file(
 
     Returns:
         One row per sample: ``split, id``, prediction columns, label columns (labelled files)
-        and ``mask_mean_<modality>`` (top-down models). Predictions: ``prediction`` (one
+        ``mask_mean_<modality>`` (top-down models) and ``precision`` (``32`` or ``bf16``: the
+        arithmetic of the forward passes). Predictions: ``prediction`` (one
         regression output) or ``prediction_<name>``; classification: ``prediction`` (class
         name) and ``prob_<class>``; multi-label: ``prob_<name>`` and ``prediction_<name>`` (0/1).
     """
@@ -328,6 +375,7 @@ def predict_file(
         if out.mask_means is not None:
             for m, v in out.mask_means.items():
                 frame[f"mask_mean_{m}"] = v.mean(axis=1)
+        frame["precision"] = predictor.precision
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
 

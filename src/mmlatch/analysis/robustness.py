@@ -27,6 +27,7 @@ lower is better: a smaller area means a more robust model.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -47,6 +48,7 @@ from mmlatch.analysis.collect import (
 from mmlatch.data.dataset import Split
 from mmlatch.metrics import compute_metrics, lower_is_better
 from mmlatch.files import write_json, write_text
+from mmlatch.training.precision import resolve_inference_precision
 
 CORRUPTIONS: tuple[str, ...] = ("noise", "drop", "missing")
 DEFAULT_LEVELS: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(10))
@@ -152,6 +154,7 @@ def robustness_table(
     reader_options: dict[str, Any] | None = None,
     batch_size: int = BATCH_SIZE,
     device: str = "cpu",
+    precision: str = "auto",
 ) -> pd.DataFrame:
     """Metrics of every run at every corruption and level.
 
@@ -163,8 +166,10 @@ def robustness_table(
         levels: corruption levels in [0, 1], sorted.
         seed: seeds the corruptions (same seed, same corrupted inputs for every run).
         split: the split to corrupt and score.
+        precision: ``auto`` (default), ``32`` or ``bf16``, resolved per run as ``evaluate`` does (see
+            :mod:`mmlatch.training.precision`).
     Returns:
-        Columns ``run, model, corruption, modality, level`` and every metric of the task.
+        Columns ``run, model, precision, corruption, modality, level`` and every metric of the task.
     """
     if not runs:
         raise AnalysisError("no run given")
@@ -181,26 +186,36 @@ def robustness_table(
         if modality != "all" and modality not in run.modalities:
             raise AnalysisError(f"run {label!r} has no modality {modality!r}; it has {run.modalities}")
         targets = run.modalities if modality == "all" else [modality]
+        chosen = resolve_inference_precision(precision, device, run.spec["model"], _stderr)
         clean = run.dataset.split(split)
         stds = {m: feature_std(run.dataset.split("train"), m) for m in targets} if "noise" in corruptions else None
         for corruption in corruptions:
             for level in levels:
                 corrupted = corrupt_split(clean, corruption, level, targets, _rng(seed, corruption, level), stds)
-                out = collect_outputs(run.model, corrupted, batch_size, device)
+                out = collect_outputs(run.model, corrupted, batch_size, device, chosen)
                 if not np.isfinite(out.prediction).all():
                     raise AnalysisError(
                         f"run {label!r} gave non-finite predictions under {corruption} at level {level}"
                     )
                 metrics = compute_metrics(run.dataset.task, out.prediction, clean.labels)
-                rows.append({"run": label, "model": run.spec["model"], "corruption": corruption,
+                rows.append({"run": label, "model": run.spec["model"], "precision": chosen, "corruption": corruption,
                              "modality": modality, "level": level, **metrics})
     return pd.DataFrame(rows)
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _run_precision(table: pd.DataFrame, label: str) -> str | None:
+    rows = table.loc[table["run"] == label, "precision"]
+    return str(rows.iloc[0]) if len(rows) else None
 
 
 def summarise(table: pd.DataFrame, metric: str = "mae") -> dict[str, dict[str, Any]]:
     """Per run: its model and the normalised AUC of ``metric`` per corruption."""
     if metric not in table.columns:
-        known = [c for c in table.columns if c not in ("run", "model", "corruption", "modality", "level")]
+        known = [c for c in table.columns if c not in ("run", "model", "precision", "corruption", "modality", "level")]
         raise AnalysisError(f"no metric {metric!r} for this task; metrics: {known}")
     out: dict[str, dict[str, Any]] = {}
     for run, part in table.groupby("run", sort=False):
@@ -259,7 +274,7 @@ def run_robustness(
         "seed": options.get("seed", 0),
         "split": options.get("split", "test"),
         "runs": {
-            label: {"run": str(path), **summary[label]}
+            label: {"run": str(path), "precision": _run_precision(table, label), **summary[label]}
             for path, label in zip(runs, run_labels(runs))
         },
     }

@@ -14,6 +14,10 @@ DATA_OPT = typer.Option(None, "--data", help="Data to use (default: the run's ow
 FORMAT_OPT = typer.Option(None, "--format", help="Force the data format: mult | mmsa | csd | mfn | own.")
 SPLIT_OPT = typer.Option("test", "--split", help="train | valid | test.")
 DEVICE_OPT = typer.Option("auto", "--device", help="auto | cpu | cuda.")
+INFER_PRECISION_OPT = typer.Option(
+    "auto", "--precision",
+    help="Inference precision: auto (bf16 where the CPU has native bfloat16 and the model was measured to keep its accuracy, else 32) | 32 | bf16.",
+)
 
 
 def _cli() -> Any:
@@ -158,6 +162,7 @@ def register(app: typer.Typer) -> None:
         split: str = SPLIT_OPT,
         fmt: Optional[str] = FORMAT_OPT,
         device: str = DEVICE_OPT,
+        precision: str = INFER_PRECISION_OPT,
     ) -> None:
         """Test-time corruption at levels 0..0.9: metrics per level, metric-vs-level plot, AUC per run."""
         cli = _cli()
@@ -173,7 +178,7 @@ def register(app: typer.Typer) -> None:
             run_robustness, run, out, metric, data=data,
             corruptions=[c.strip() for c in corruption.split(",") if c.strip()],
             modality=modality, levels=level_values, seed=seed, split=split,
-            reader_options=_reader(fmt), device=_device(device),
+            reader_options=_reader(fmt), device=_device(device), precision=precision,
         )
         cli._print_json(result)
 
@@ -190,6 +195,8 @@ def register(app: typer.Typer) -> None:
         transcript: Optional[str] = typer.Option(None, "--transcript", help="With --media: the words said (text or a text file); alone for a text-only run."),
         words: Optional[Path] = typer.Option(None, "--words", help="With --media: word timings (CSV word,start,end or JSON)."),
         threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: fit the free cores; see mmlatch train --help)."),
+        precision: str = INFER_PRECISION_OPT,
+        engine: str = typer.Option("torch", "--engine", help="torch | onnx | onnx-int8 (onnxruntime on CPU, float32 or int8: faster, predictions only, no mask means)."),
     ) -> None:
         """Predict every sample of a data file: CSV of ids, predictions (and mask means)."""
         cli = _cli()
@@ -198,7 +205,7 @@ def register(app: typer.Typer) -> None:
         cli._threads(threads)
         from mmlatch.analysis.predict import load_run, predict_file
 
-        predictor = cli._run_guarded(load_run, run, device)
+        predictor = cli._run_guarded(load_run, run, device, precision, engine=engine)
         if data is None or media is not None or transcript is not None:  # one clip from raw media
             from mmlatch.cli.extract_cmds import predict_media_cmd
 

@@ -11,7 +11,7 @@ import typer
 
 def register(app: typer.Typer) -> None:
     """Add the experiment commands to ``app``."""
-    from mmlatch.cli.main import THREADS_OPT, _run_guarded
+    from mmlatch.cli.main import EVAL_PRECISION_OPT, PRECISION_OPT, THREADS_OPT, _precisions, _run_guarded
 
     @app.command()
     def experiment(
@@ -26,6 +26,8 @@ def register(app: typer.Typer) -> None:
         backend: str = typer.Option("local", help="local | ray (each run a Ray task)."),
         ray_address: Optional[str] = typer.Option(None, help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)."),
         threads: Optional[int] = THREADS_OPT,
+        precision: Optional[str] = PRECISION_OPT,
+        eval_precision: Optional[str] = EVAL_PRECISION_OPT,
     ) -> None:
         """Run an experiment: every run for every seed; writes runs/, results.csv, table.md.
 
@@ -36,6 +38,8 @@ def register(app: typer.Typer) -> None:
         if fmt not in ("md", "latex", "csv"):
             raise typer.BadParameter("use md, latex or csv", param_hint="--format")
         set_ = [*set_, f"threads={threads}"] if threads is not None else set_
+        precision, eval_precision = _precisions(precision, eval_precision)
+        set_ += [f"{k}={v}" for k, v in (("precision", precision), ("eval_precision", eval_precision)) if v is not None]
         exp = _run_guarded(load_experiment, config, data=data, seeds=seeds, epochs=epochs, overrides=set_)
         results = _run_guarded(
             run_experiment, exp, out, jobs=jobs, backend=backend, fmt=fmt, ray_address=ray_address,

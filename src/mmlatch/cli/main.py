@@ -133,8 +133,29 @@ MAX_LEN_OPT = typer.Option(None, "--max-len", help=".csd: keep at most this many
 THREADS_OPT = typer.Option(
     None, "--threads", help="torch CPU threads (default: MMLATCH_THREADS, else the free cores: cores minus load; OMP_NUM_THREADS wins)."
 )
-PRECISION_OPT = typer.Option(None, "--precision", help="Lightning precision: 32 | bf16-mixed | 16-mixed (16-mixed: CUDA only).")
+PRECISION_OPT = typer.Option(
+    None, "--precision",
+    help="Training precision: auto (default: bf16-mixed where the CPU has native bfloat16 and the model was measured to keep its accuracy, else 32) | 32 | bf16-mixed (or bf16) | 16-mixed (CUDA only). Without --eval-precision, 32 and bf16 also set the scoring's.",
+)
+EVAL_PRECISION_OPT = typer.Option(
+    None, "--eval-precision", help="Precision of the valid/test scoring: auto (default, chosen as --precision) | 32 | bf16."
+)
+INFER_PRECISION_OPT = typer.Option(
+    "auto", "--precision",
+    help="Inference precision: auto (bf16 where the CPU has native bfloat16 and the model was measured to keep its accuracy, else 32) | 32 | bf16.",
+)  # the same option as analysis_cmds.INFER_PRECISION_OPT (that module imports this one)
 COMPILE_OPT = typer.Option(False, "--compile", help="torch.compile the model before training (opt-in; pays off on long runs, mostly on CUDA).")
+
+
+def _precisions(precision: Optional[str], eval_precision: Optional[str]) -> tuple[Optional[str], Optional[str]]:
+    """``--precision`` of train/experiment: ``bf16`` means bf16-mixed training; without
+    ``--eval-precision`` the scoring follows it (``32``: everything in float32; ``bf16`` or
+    ``bf16-mixed``: scoring in bf16)."""
+    if precision == "bf16":
+        precision = "bf16-mixed"
+    if eval_precision is None and precision is not None:
+        eval_precision = {"32": "32", "bf16-mixed": "bf16"}.get(precision)
+    return precision, eval_precision
 
 
 def _threads(threads: Optional[int]) -> None:
@@ -166,6 +187,7 @@ def train(
     keep_last: bool = typer.Option(False, "--keep-last", help="Keep checkpoints/last.ckpt after the run finished."),
     threads: Optional[int] = THREADS_OPT,
     precision: Optional[str] = PRECISION_OPT,
+    eval_precision: Optional[str] = EVAL_PRECISION_OPT,
     compile_model: bool = COMPILE_OPT,
     fmt: Optional[str] = FORMAT_OPT,
     on_nonfinite: Optional[str] = NONFINITE_OPT,
@@ -182,6 +204,7 @@ def train(
     from mmlatch.training import train as run_train
 
     mods = [m.strip() for m in modalities.split(",") if m.strip()] if modalities else None
+    precision, eval_precision = _precisions(precision, eval_precision)
     reader = _data_args(fmt, on_nonfinite, folds, keep_sp, csd_modality, max_len)
     overrides = [*set_, *(f"data_args.{k}={json.dumps(v)}" for k, v in reader.items())]
     cfg = _run_guarded(
@@ -189,7 +212,7 @@ def train(
         device=device, modalities=mods, progress=None if progress else False,
         devices=devices, num_nodes=num_nodes, strategy=strategy,
         tensorboard=tensorboard or None, keep_last=keep_last or None, threads=threads,
-        precision=precision, compile=compile_model or None,
+        precision=precision, eval_precision=eval_precision, compile=compile_model or None,
     )
     result = _run_guarded(run_train, cfg, out, resume=resume)
     if not result:  # a non-zero rank of a distributed run
@@ -205,6 +228,7 @@ def evaluate(
     split: str = typer.Option("test", help="train | valid | test."),
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
     threads: Optional[int] = THREADS_OPT,
+    precision: str = INFER_PRECISION_OPT,
 ) -> None:
     """Load a run's best weights and print its metrics on a split as JSON."""
     _require_run(run)
@@ -212,7 +236,7 @@ def evaluate(
     _threads(threads)
     from mmlatch.training import evaluate_run
 
-    _print_json(_run_guarded(evaluate_run, run, data, split, device))
+    _print_json(_run_guarded(evaluate_run, run, data, split, device, precision))
 
 
 @app.command()

@@ -96,6 +96,51 @@ class EpochShuffleSampler(Sampler[int]):
         return self.n
 
 
+#: orders of training batches: ``shuffle`` (a random order) or ``bucket`` (length-bucketed)
+BATCHINGS = ("shuffle", "bucket")
+#: batches per bucket of ``batching: bucket``
+BUCKET_BATCHES = 50
+
+
+def sample_lengths(split: Split) -> np.ndarray:
+    """(N,) each sample's longest modality: what its batch is padded to."""
+    return np.max(np.stack([np.asarray(v) for v in split.lengths.values()]), axis=0)
+
+
+class BucketBatchSampler(Sampler[list[int]]):
+    """Length-bucketed batches: shuffle the samples, cut the order into buckets of
+    ``bucket_batches * batch_size`` samples, sort each bucket by length (longest first) and
+    cut it into batches, then shuffle the batches. Batches hold samples of similar lengths,
+    so they carry little padding; every sample comes exactly once per epoch; the order
+    depends only on (seed, epoch), as :class:`EpochShuffleSampler`'s.
+    """
+
+    def __init__(self, lengths: np.ndarray, batch_size: int, seed: int, bucket_batches: int = BUCKET_BATCHES) -> None:
+        self.lengths = np.asarray(lengths)
+        self.batch_size, self.seed, self.bucket = batch_size, seed, bucket_batches * batch_size
+        self.epoch, self._explicit = 0, False
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch, self._explicit = epoch, True
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        order = torch.randperm(len(self.lengths), generator=g).numpy()
+        batches = []
+        for start in range(0, len(order), self.bucket):
+            bucket = order[start : start + self.bucket]
+            bucket = bucket[np.argsort(-self.lengths[bucket], kind="stable")]
+            batches += [bucket[i : i + self.batch_size].tolist() for i in range(0, len(bucket), self.batch_size)]
+        if not self._explicit:
+            self.epoch += 1
+        self._explicit = False
+        return iter([batches[i] for i in torch.randperm(len(batches), generator=g).tolist()])
+
+    def __len__(self) -> int:
+        full, rest = divmod(len(self.lengths), self.bucket)
+        return full * -(-self.bucket // self.batch_size) + -(-rest // self.batch_size)
+
+
 def make_loader(
     split: Split,
     batch_size: int,
@@ -103,12 +148,25 @@ def make_loader(
     seed: int = 0,
     num_workers: int = 0,
     pin_memory: bool = False,
+    batching: str = "shuffle",
 ) -> DataLoader:
     """A DataLoader of :class:`Batch` over ``split``; shuffling is seeded for reproducibility.
 
-    ``pin_memory``: batches in page-locked memory (for training on CUDA).
+    ``pin_memory``: batches in page-locked memory (for training on CUDA). ``batching``
+    (with ``shuffle``): ``shuffle`` (a random order) or ``bucket`` (:class:`BucketBatchSampler`).
     """
+    if batching not in BATCHINGS:
+        raise ValueError(f"batching {batching!r}: choose one of {', '.join(BATCHINGS)}")
     ds = SplitDataset(split)
+    if shuffle and batching == "bucket":
+        return DataLoader(
+            ds,
+            batch_sampler=BucketBatchSampler(sample_lengths(split), batch_size, seed),
+            collate_fn=ds.collate,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+            generator=torch.Generator().manual_seed(seed),
+        )
     return DataLoader(
         ds,
         batch_size=batch_size,

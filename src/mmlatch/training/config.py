@@ -14,8 +14,10 @@ class ConfigError(ValueError):
     """A config file or override is malformed; the message says which key."""
 
 
-#: Lightning precisions a run may use
-PRECISIONS = ("32", "bf16-mixed", "16-mixed")
+#: Lightning precisions a run may use (``auto``: see mmlatch.training.precision)
+PRECISIONS = ("auto", "32", "bf16-mixed", "16-mixed")
+#: precisions of a run's scoring and of inference commands
+EVAL_PRECISIONS = ("auto", "32", "bf16")
 
 
 @dataclass
@@ -45,8 +47,15 @@ class TrainConfig:
             ``ddp``: one process per device; on CPU, processes with the gloo backend).
         threads: torch CPU threads (None: chosen to fit the free cores, see
             :mod:`mmlatch.training.threads`; ``OMP_NUM_THREADS`` still wins).
-        precision: Lightning's precision: ``32`` (default), ``bf16-mixed`` (CPU or CUDA) or
-            ``16-mixed`` (CUDA only).
+        precision: Lightning's precision: ``auto`` (default: ``bf16-mixed`` for the models
+            measured to keep their accuracy, on a CPU with native bfloat16; else ``32``),
+            ``32``, ``bf16-mixed`` (float32 with a note where bfloat16 is not native) or
+            ``16-mixed`` (CUDA only); see :mod:`mmlatch.training.precision`.
+        batching: order of the training batches: ``shuffle`` (default) or ``bucket``
+            (shuffled, then sorted by length inside buckets of 50 batches, the batches
+            shuffled: less padding; see :class:`mmlatch.data.batching.BucketBatchSampler`).
+        eval_precision: precision of the validation/test scoring after training: ``auto``
+            (default, chosen the same way), ``32`` or ``bf16``.
         compile: ``torch.compile`` the model before training (opt-in; the weights and
             results files are the same as without it).
         progress: show progress: a progress bar on a terminal, else one line per epoch.
@@ -77,7 +86,9 @@ class TrainConfig:
     num_nodes: int = 1
     strategy: str = "auto"
     threads: int | None = None
-    precision: str = "32"
+    precision: str = "auto"
+    eval_precision: str = "auto"
+    batching: str = "shuffle"
     compile: bool = False
     progress: bool = True
     tensorboard: bool = False
@@ -90,8 +101,8 @@ class TrainConfig:
         """The settings that determine a run's results (not progress, logging, thread counts
         or kept files); data paths compared resolved (see :meth:`resolved`)."""
         d = self.resolved().to_dict()
-        for key in ("progress", "threads", "compile", "tensorboard", "keep_last"):
-            d.pop(key)
+        for key in ("progress", "threads", "compile", "tensorboard", "keep_last", "eval_precision"):
+            d.pop(key)  # eval_precision: the scoring's arithmetic, not the run's weights
         return d
 
     def resolved(self) -> TrainConfig:
@@ -150,6 +161,9 @@ class TrainConfig:
         need(self.threads is None or (isinstance(self.threads, int) and self.threads >= 1), "threads", "a positive integer or null")
         need(str(self.precision) in PRECISIONS, "precision", f"one of {', '.join(PRECISIONS)}")
         self.precision = str(self.precision)
+        need(str(self.eval_precision) in EVAL_PRECISIONS, "eval_precision", f"one of {', '.join(EVAL_PRECISIONS)}")
+        self.eval_precision = str(self.eval_precision)
+        need(self.batching in ("shuffle", "bucket"), "batching", "shuffle or bucket")
         for key in ("progress", "compile", "tensorboard", "keep_last"):
             need(isinstance(getattr(self, key), bool), key, "true or false")
 

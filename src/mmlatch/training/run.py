@@ -48,6 +48,12 @@ from mmlatch.metrics import compute_metrics
 from mmlatch.models import count_parameters, create_model, get_entry, model_arguments
 from mmlatch.modules.standardize import Standardized
 from mmlatch.training.config import ConfigError, TrainConfig, save_config
+from mmlatch.training.precision import (
+    inference_precision,
+    precision_record,
+    resolve_inference_precision,
+    resolve_train_precision,
+)
 from mmlatch.training.threads import ThreadChoice, configure_threads
 
 
@@ -149,9 +155,11 @@ def _model_setting_error(cfg: TrainConfig, exc: Exception) -> str:
 
 @torch.inference_mode()
 def predict_split(
-    model: nn.Module, dataset: MultimodalDataset, split: str, batch_size: int = 64, device: str = "cpu"
+    model: nn.Module, dataset: MultimodalDataset, split: str, batch_size: int = 64, device: str = "cpu",
+    precision: str = "32",
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Predictions of ``model`` (eval mode) on a whole split.
+    """Predictions of ``model`` (eval mode) on a whole split, in ``precision`` (``32`` or
+    ``bf16``: a resolved inference precision, see :mod:`mmlatch.training.precision`).
 
     Returns:
         predictions (N, num_outputs), labels (N, num_outputs), ids (N).
@@ -160,17 +168,19 @@ def predict_split(
     preds, labels, ids = [], [], []
     for batch in make_loader(dataset.split(split), batch_size, shuffle=False):
         batch = batch.to(device)
-        preds.append(model(batch.features, batch.lengths).prediction.float().cpu())
+        with inference_precision(precision, device):
+            preds.append(model(batch.features, batch.lengths).prediction.float().cpu())
         labels.append(batch.labels.cpu())
         ids.extend(batch.ids)
     return torch.cat(preds).numpy(), torch.cat(labels).numpy(), ids
 
 
 def evaluate_model(
-    model: nn.Module, dataset: MultimodalDataset, split: str, device: str = "cpu"
+    model: nn.Module, dataset: MultimodalDataset, split: str, device: str = "cpu", precision: str = "32"
 ) -> dict[str, float]:
-    """The task's metrics of ``model`` on ``split``, computed over the whole split."""
-    pred, labels, _ = predict_split(model, dataset, split, device=device)
+    """The task's metrics of ``model`` on ``split``, computed over the whole split (forward
+    passes in ``precision``: ``32`` or ``bf16``)."""
+    pred, labels, _ = predict_split(model, dataset, split, device=device, precision=precision)
     return compute_metrics(dataset.task, pred, labels)
 
 
@@ -348,8 +358,11 @@ def train_unlocked(
     cfg = cfg.resolved()
     threads = configure_threads(cfg.threads)
     device = resolve_device(cfg.device)
-    if cfg.precision == "16-mixed" and not device.startswith("cuda"):
-        raise ConfigError("precision 16-mixed needs a CUDA device; on CPU use bf16-mixed or 32")
+    try:
+        precision = resolve_train_precision(cfg.precision, device, cfg.model, say)
+        eval_precision = resolve_inference_precision(cfg.eval_precision, device, cfg.model, say)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     last = out / "checkpoints" / "last.ckpt"
     has_config = (out / "config.yaml").is_file()
     if resume and has_config and (out / "metrics.json").is_file():
@@ -375,7 +388,7 @@ def train_unlocked(
         _fresh_start(out)
     save_config(cfg, out / "config.yaml")
     write_json(out / "model.json", spec)
-    write_json(out / "environment.json", environment(device, threads))
+    write_json(out / "environment.json", environment(device, threads, precision_record(precision, eval_precision)))
 
     _quiet_lightning()
     module = TaskModule(
@@ -409,7 +422,7 @@ def train_unlocked(
         devices=[int(device.split(":")[1])] if device.startswith("cuda:") else cfg.devices,
         num_nodes=cfg.num_nodes,
         strategy=cfg.strategy,
-        precision=cfg.precision,
+        precision=precision,
         callbacks=[ckpt, EarlyStopping(monitor="val_loss", mode="min", patience=cfg.patience)]
         + ([_progress_bar()] if bar else []),
         logger=False,
@@ -421,7 +434,9 @@ def train_unlocked(
         log_every_n_steps=1,
         plugins=[AtomicCheckpointIO()],  # atomic, checksummed checkpoints
     )
-    train_loader = make_loader(dataset.split("train"), cfg.batch_size, shuffle=True, seed=cfg.seed, pin_memory=cuda)
+    train_loader = make_loader(
+        dataset.split("train"), cfg.batch_size, shuffle=True, seed=cfg.seed, pin_memory=cuda, batching=cfg.batching
+    )
     valid_loader = make_loader(dataset.split("valid"), cfg.batch_size, shuffle=False, pin_memory=cuda)
     timing_file = out / "timing.json"
     previous = json.loads(timing_file.read_text())["seconds"] if resuming and timing_file.is_file() else 0.0
@@ -432,8 +447,7 @@ def train_unlocked(
     else:
         if resuming:
             say(f"{out}: resuming from epoch {int(last_state.get('epoch', -1)) + 2} (checkpoints/last.ckpt)")
-        with _cpu_bf16_guard(cfg.precision, cuda, say):
-            _fit(trainer, module, train_loader, valid_loader, str(last) if resuming else None)
+        _fit(trainer, module, train_loader, valid_loader, str(last) if resuming else None)
         if not trainer.is_global_zero:
             return {}
         best_path = Path(ckpt.best_model_path)
@@ -458,8 +472,9 @@ def train_unlocked(
         "params": count_parameters(model),
         "best_epoch": int(np.argmin(val_losses)) + 1 if val_losses else 0,
         "epochs_run": len(history),
-        "valid": evaluate_model(model, dataset, "valid", device),
-        "test": evaluate_model(model, dataset, "test", device) if evaluate_test else {},
+        "valid": evaluate_model(model, dataset, "valid", device, eval_precision),
+        "test": evaluate_model(model, dataset, "test", device, eval_precision) if evaluate_test else {},
+        "precision": precision_record(precision, eval_precision),
     }
     write_json(timing_file, {"seconds": seconds, "device": device})
     write_json(out / "metrics.json", result)
@@ -468,20 +483,6 @@ def train_unlocked(
 
         AtomicCheckpointIO().remove_checkpoint(last)  # only an unfinished run needs it (to resume)
     return result
-
-
-def _cpu_bf16_guard(precision: str, cuda: bool, say: Callable[[str], None]) -> Any:
-    """bf16 autocast on a CPU without bf16 support: oneDNN cannot build its bf16 LSTM
-    ("could not create a primitive descriptor"), so oneDNN is turned off for the fit (its
-    LSTMs then run torch's own float32 kernels). Elsewhere: nothing."""
-    import contextlib
-
-    if precision != "bf16-mixed" or cuda or not torch.backends.mkldnn.is_available():
-        return contextlib.nullcontext()
-    if torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        return contextlib.nullcontext()
-    say("note: this CPU has no bf16 support in oneDNN: bf16-mixed runs without oneDNN (slower than 32)")
-    return torch.backends.mkldnn.flags(enabled=False)
 
 
 def _fit(trainer: Any, module: Any, train_loader: Any, valid_loader: Any, ckpt_path: str | None) -> None:
@@ -509,9 +510,12 @@ def _fit(trainer: Any, module: Any, train_loader: Any, valid_loader: Any, ckpt_p
             signal.signal(signal.SIGINT, handler)  # Lightning ignores SIGINT after an interrupt
 
 
-def environment(device: str, threads: ThreadChoice | None = None) -> dict[str, Any]:
-    """What ran a run: package versions, the mmlatch source's git commit, the machine, and
-    how its torch thread count was chosen (``threads``: count, source, cores, load)."""
+def environment(
+    device: str, threads: ThreadChoice | None = None, precision: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """What ran a run: package versions, the mmlatch source's git commit, the machine, how
+    its torch thread count was chosen (``threads``: count, source, cores, load) and the
+    precisions it used (``precision``: train, inference, whether the CPU has native bf16)."""
     import importlib.metadata
     import platform
     import socket
@@ -552,6 +556,7 @@ def environment(device: str, threads: ThreadChoice | None = None) -> dict[str, A
         "torch_threads": torch.get_num_threads(),
         "threads": threads.to_dict() if threads is not None else None,
         "device": device,
+        "precision": precision,
     }
     if device.startswith("cuda") and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(torch.device(device))
@@ -666,9 +671,12 @@ def describe_task(task: TaskSpec) -> str:
 
 
 def evaluate_run(
-    run_dir: str | Path, data: str | None = None, split: str = "test", device: str = "auto"
+    run_dir: str | Path, data: str | None = None, split: str = "test", device: str = "auto",
+    precision: str = "auto", log: Callable[[str], None] | None = None,
 ) -> dict[str, float]:
-    """Metrics of a finished run's best weights on ``split`` of its data (or ``data``)."""
+    """Metrics of a finished run's best weights on ``split`` of its data (or ``data``), the
+    forward passes in ``precision`` (``auto`` | ``32`` | ``bf16``; ``auto`` resolves as the
+    run's own scoring did on the same machine; ``log`` hears the note when bf16 falls back)."""
     model, spec, cfg = load_run_model(run_dir)
     dataset = load_data(cfg, data, run=str(run_dir))
     if dataset.modality_dims != spec["modality_dims"]:
@@ -676,7 +684,8 @@ def evaluate_run(
             f"data modalities {dataset.modality_dims} do not match the run's {spec['modality_dims']}"
         )
     check_task(dataset, spec, str(run_dir))
-    return evaluate_model(model, dataset, split, resolve_device(device))
+    dev = resolve_device(device)
+    return evaluate_model(model, dataset, split, dev, resolve_inference_precision(precision, dev, spec["model"], log or _stderr))
 
 
 __all__ = [
