@@ -33,7 +33,8 @@ import numpy as np
 from mmlatch.files import atomic_write, write_json, write_text
 from mmlatch.extract.clip import ClipFeatures, ClipInput, Extractor
 from mmlatch.extract.errors import ClipError, ExtractError
-from mmlatch.extract.spec import build_spec, normalisation_stats, normalise
+from mmlatch.extract.registry import text_choice
+from mmlatch.extract.spec import normalisation_stats, normalise
 from mmlatch.extract.text import tokenize
 
 REQUIRED_COLUMNS = ("video_id", "clip_id", "text", "label", "mode")
@@ -182,6 +183,8 @@ def extract_dataset(
     media_dir: Path | None = None,
     modalities: list[str] | None = None,
     embedding: str = "glove-6b-50d",
+    audio: str = "librosa",
+    visual: str = "geometry",
     jobs: int = 1,
     resume: bool = False,
     progress: bool = True,
@@ -195,7 +198,9 @@ def extract_dataset(
         out: the dataset file to write.
         media_dir: where ``<video_id>/<clip_id>.<ext>`` media live.
         modalities: default text, plus audio and visual when media are referenced.
-        embedding: ``glove-6b-50d`` or a GloVe-format text file.
+        embedding: the text extractor: ``glove-6b-50d``, a GloVe-format text file, or a
+            registered text extractor's name (e.g. ``all-minilm-l6-v2``).
+        audio, visual: registered audio / visual extractor names.
         jobs: worker processes.
         resume: keep the clips already extracted into ``OUT.parts/`` (same spec required).
         progress: show a progress bar (tqdm, on stderr).
@@ -209,15 +214,15 @@ def extract_dataset(
         raise ExtractError(
             f"modalities {mods} need media, but manifest {manifest} has no 'media' column and no --media-dir was given"
         )
+    choices = {"text": text_choice(embedding), "audio": (audio, {}), "visual": (visual, {})}
     vocabulary = None
-    if "text" in mods and embedding != "glove-6b-50d":
+    if "text" in mods and choices["text"] != ("glove", {"embedding": "glove-6b-50d"}):
         vocabulary = sorted({w for r in rows for w in tokenize(r["input"].text or "")})
-    extractor = Extractor(build_spec(["text"], embedding=embedding), vocabulary) if "text" in mods else None
-    spec = build_spec(
-        mods, embedding=embedding, text_identity=extractor.vectors.identity if extractor else None,
-        text_dim=extractor.vectors.dim if extractor else None,
+    extractor = Extractor.create(
+        mods, choices, vocabulary=vocabulary,
         timing="pocketsphinx" if has_media and mods != ["text"] else "none", **(spec_options or {}),
     )
+    spec = extractor.spec
     folder = parts_dir(out)
     spec_file = folder / "spec.json"
     comparable = {k: v for k, v in spec.items() if k != "versions"}
@@ -237,9 +242,8 @@ def extract_dataset(
         log(f"resuming: {done_before} clip(s) already extracted in {folder}")
     bar = _progress(len(todo), progress)
     if jobs <= 1 or len(todo) <= 1:
-        local = Extractor(spec, vocabulary) if todo else None
         for r in todo:
-            _run_clip(r["input"], folder, local)
+            _run_clip(r["input"], folder, extractor)
             bar.update(1)
     else:
         with ProcessPoolExecutor(jobs, initializer=_init_worker, initargs=(spec, vocabulary)) as pool:
