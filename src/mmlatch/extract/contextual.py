@@ -98,30 +98,35 @@ class MiniLMText:
     def embed(self, words: list[str]) -> tuple[np.ndarray, int]:
         """(n, 384) float32 per-word vectors; no word is unknown (WordPiece covers all)."""
         out = np.zeros((len(words), self.dim), np.float32)
-        for lo, hi in self._windows(words):
-            out[lo:hi] = self._encode(words[lo:hi])
+        enc = self._tokenizer.encode(words, is_pretokenized=True)
+        if len(enc.ids) - 2 <= _MAX_PIECES:
+            out[:] = self._encode(enc.ids, list(enc.word_ids), len(words))
+            return out, 0
+        counts = np.bincount([w for w in enc.word_ids if w is not None], minlength=len(words))
+        for lo, hi in _windows(counts):
+            part = self._tokenizer.encode(words[lo:hi], is_pretokenized=True)
+            out[lo:hi] = self._encode(part.ids, list(part.word_ids), hi - lo)
         return out, 0
 
-    def _windows(self, words: list[str]) -> list[tuple[int, int]]:
-        """Word ranges whose pieces fit the encoder's positions."""
-        counts = [len(self._tokenizer.encode(w, add_special_tokens=False).ids) or 1 for w in words]
-        spans, lo, used = [], 0, 0
-        for i, c in enumerate(counts):
-            if used + c > _MAX_PIECES and i > lo:
-                spans.append((lo, i))
-                lo, used = i, 0
-            used += c
-        spans.append((lo, len(words)))
-        return spans
-
-    def _encode(self, words: list[str]) -> np.ndarray:
+    def _encode(self, ids: list[int], word_ids: list[int | None], n_words: int) -> np.ndarray:
         import torch
 
-        enc = self._tokenizer.encode(words, is_pretokenized=True)
-        ids = torch.tensor([enc.ids])
+        x = torch.tensor([ids])
         with torch.inference_mode():
-            hidden = self._model(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state[0]  # (P, 384)
-        return pool_pieces(hidden.float().numpy(), list(enc.word_ids), len(words))
+            hidden = self._model(input_ids=x, attention_mask=torch.ones_like(x)).last_hidden_state[0]  # (P, 384)
+        return pool_pieces(hidden.float().numpy(), word_ids, n_words)
+
+
+def _windows(counts: np.ndarray) -> list[tuple[int, int]]:
+    """Word ranges [lo, hi) whose piece counts fit the encoder's 510 free positions."""
+    spans, lo, used = [], 0, 0
+    for i, c in enumerate(counts):
+        if used + c > _MAX_PIECES and i > lo:
+            spans.append((lo, i))
+            lo, used = i, 0
+        used += int(c)
+    spans.append((lo, len(counts)))
+    return spans
 
 
 def _load(folder: Path, weights: Path) -> tuple[Any, Any]:
