@@ -73,7 +73,10 @@ def predict_media(
         ExtractError: refused spec, or the clip could not be extracted (the reason named).
     """
     trained = run_extraction_spec(predictor)
-    extractor = Extractor(trained, tokenize(transcript) if transcript else None)
+    try:
+        extractor = Extractor(trained, tokenize(transcript) if transcript else None)
+    except ExtractError as e:
+        raise ExtractError(f"run {predictor.path} needs the extractors it was trained with: {e}") from e
     check_compatible(trained, current_spec(trained, extractor), f"run {predictor.path}")
     if extractor.needs_media and media is None:
         raise ExtractError(f"run {predictor.path} uses {trained['modalities']}: --media is needed")
