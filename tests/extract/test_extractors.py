@@ -161,6 +161,16 @@ def test_toy_extractor_registered_from_a_test_file_end_to_end(tmp_path):
         assert r.exit_code == 0, r.output
         res = json.loads(r.output[r.output.index("{"):])
         assert np.isfinite(res["prediction"]) and res["words"] == ["a", "really", "good", "movie"]
+        # an extractor asking for normalisation gets train-split standardised rows, stats in the spec
+        ToyStd = type("ToyStd", (ToyLetters,), {"name": "toy-std", "normalise": True})
+        register_extractor("text", "toy-std")(ToyStd)
+        std = tmp_path / "std.npz"
+        assert _cli("extract", "--manifest", csv, "--out", std, "--embeddings", "toy-std", "--no-progress").exit_code == 0
+        sds = load_dataset(str(std))
+        tr = sds.splits["train"]
+        rows = np.concatenate([tr.features["text"][i, : tr.lengths["text"][i]] for i in range(len(tr))])
+        np.testing.assert_allclose(rows.mean(0), 0, atol=1e-5)
+        assert sds.extraction["text"]["normalise"] and len(sds.extraction["normalisation"]["text"]["mean"]) == 2
         # a run trained on the toy features refuses GloVe features, naming both
         glove = tmp_path / "vec.txt"
         glove.write_text("good 1 0\nmovie 0 1\nreally 1 1\n")
@@ -170,6 +180,7 @@ def test_toy_extractor_registered_from_a_test_file_end_to_end(tmp_path):
         assert r.exit_code == 2 and "text features of toy-letters v1" in r.output and "not glove v1" in r.output
     finally:
         unregister_extractor("text", "toy-letters")
+        unregister_extractor("text", "toy-std")
 
 
 def test_minilm_long_transcripts_are_encoded_in_windows_of_whole_words(minilm):

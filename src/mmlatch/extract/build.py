@@ -4,7 +4,7 @@ Per clip the raw word-aligned features (or the failure and its reason) are writt
 parts directory beside the output (``OUT.parts/``) as soon as the clip is done, so a killed
 extraction loses nothing: ``resume=True`` skips the clips already there (the spec must be
 the same). When every clip is done, normalisation statistics are computed on the train
-split's words, the dataset is written (:func:`mmlatch.data.convert.save_dataset`, spec in
+split's words (for the modalities whose extractor asks for it: audio, visual, contextual text), the dataset is written (:func:`mmlatch.data.convert.save_dataset`, spec in
 its metadata) and a manifest JSON beside it records the spec, every clip's status and a
 summary; the parts directory is then removed.
 
@@ -286,7 +286,7 @@ def _assemble(
         raise ExtractError(f"no clip could be extracted from {manifest}; reasons: {dict(reasons.most_common(3))}")
     train_ids = [r["id"] for r in ok_rows if r["split"] == "train"]
     for m in mods:
-        if m != "text" and train_ids:
+        if spec[m].get("normalise", m != "text") and train_ids:
             spec["normalisation"][m] = normalisation_stats(np.concatenate([results[i].features[m] for i in train_ids]))
     max_len = max(len(results[r["id"]].words) for r in ok_rows)
     splits = {}

@@ -14,8 +14,10 @@ its own::
 What every extractor has (:class:`ModalityExtractor`): ``name``, ``version`` (of the
 extractor's code: bump it when its values change), ``needs`` (``words``, ``audio`` or
 ``video``), ``dim``, ``feature_names``, ``identity`` (package/file it reads), ``sha256``
-(of its weights, or None), ``settings()`` (the options that change values). Per modality it
-adds the call that makes features:
+(of its weights, or None), ``settings()`` (the options that change values), and optionally
+``normalise`` (standardise the word rows with the train split's mean/std when a dataset is
+written and when a clip is predicted; default: audio and visual yes, text no). Per modality
+it adds the call that makes features:
 
 - text (:class:`TextExtractor`): ``embed(words) -> ((n, F) array, unknown word count)``;
 - audio (:class:`AudioExtractor`): ``frames(samples, sample_rate) -> ((T, F), (T,) times)``;
@@ -46,7 +48,7 @@ NEEDS = {"text": "words", "audio": "audio", "visual": "video"}
 #: the extractor used when none is named
 DEFAULTS = {"text": "glove", "audio": "librosa", "visual": "geometry"}
 #: spec entry keys every extractor has; the rest of an entry are its settings
-ENTRY_KEYS = ("extractor", "version", "identity", "sha256", "dim", "feature_names")
+ENTRY_KEYS = ("extractor", "version", "identity", "sha256", "dim", "feature_names", "normalise")
 #: visual entry keys read by the clip loop (video decoding), not by the extractor
 VIDEO_KEYS = ("frame_rate", "max_side")
 
@@ -164,9 +166,11 @@ def describe(extractor: ModalityExtractor) -> dict[str, Any]:
     names = list(extractor.feature_names)
     if len(names) != int(extractor.dim):
         raise ExtractError(f"extractor {extractor.name!r}: {len(names)} feature names for dim {extractor.dim}")
+    normalise = bool(getattr(extractor, "normalise", extractor.needs != "words"))
     return {
         "extractor": extractor.name, "version": str(extractor.version), "identity": extractor.identity,
-        "sha256": extractor.sha256, "dim": int(extractor.dim), "feature_names": names, **extractor.settings(),
+        "sha256": extractor.sha256, "dim": int(extractor.dim), "feature_names": names, "normalise": normalise,
+        **extractor.settings(),
     }
 
 

@@ -7,8 +7,8 @@ setting that changes a feature's value (each modality's registered extractor wit
 version, identity and weights SHA-256, sample and frame rates, dims, feature names) and
 refuses a mismatch in one line naming it; package versions that differ are reported as a
 warning. ``normalisation`` holds per-feature mean/std of the train split
-(audio and visual; text vectors are used as they are), applied by :func:`normalise` both
-when a dataset is written and when a clip is predicted.
+(audio, visual, and text whose extractor asks for it; GloVe vectors are used as they are),
+applied by :func:`normalise` both when a dataset is written and when a clip is predicted.
 """
 
 from __future__ import annotations
@@ -156,7 +156,7 @@ def normalisation_stats(rows: np.ndarray) -> dict[str, list[float]]:
 def normalise(features: np.ndarray, modality: str, spec: dict[str, Any]) -> np.ndarray:
     """Standardise (n, F) word rows with the spec's train statistics; NaN (no face) -> 0 after.
 
-    Text is returned unchanged; a modality without statistics is only NaN-cleaned.
+    A modality without statistics (GloVe text) is only NaN-cleaned.
     """
     x = np.asarray(features, dtype=np.float32)
     stats = spec.get("normalisation", {}).get(modality)
