@@ -105,7 +105,11 @@ class WordVectors:
 
     def _load_file(self, path: Path, vocabulary: Iterable[str] | None) -> None:
         if not path.is_file():
-            raise ExtractError(f"embeddings {path}: no such file (expected a GloVe-format text file)")
+            from mmlatch.extract.registry import extractor_names
+
+            others = ", ".join(n for n in extractor_names("text") if n != "glove")
+            raise ExtractError(f"embeddings {path}: no such file (expected {DEFAULT_EMBEDDING}, a text extractor: "
+                               f"{others}, or a GloVe-format text file)")
         wanted: set[str] | None = None
         if vocabulary is not None:
             wanted = set()
