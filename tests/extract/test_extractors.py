@@ -193,3 +193,16 @@ def test_minilm_long_transcripts_are_encoded_in_windows_of_whole_words(minilm):
     vectors, _ = ex.embed(words)
     assert vectors.shape == (600, 384) and np.isfinite(vectors).all()
     np.testing.assert_allclose(vectors[:510], ex.embed(words[:510])[0], atol=1e-5)
+
+
+def test_an_extractor_returning_another_shape_than_declared_is_refused():
+    from mmlatch.extract import ClipInput, Extractor
+
+    Bad = type("Bad", (ToyLetters,), {"name": "toy-bad", "dim": 3, "feature_names": ["a", "b", "c"]})
+    register_extractor("text", "toy-bad")(Bad)
+    try:
+        ex = Extractor.create(["text"], {"text": ("toy-bad", {})}, timing="none")
+        with pytest.raises(ExtractError, match=r"text extractor 'toy-bad' returned shape \(2, 2\), expected \(2, 3\)"):
+            ex.extract(ClipInput("c", text="good movie"))
+    finally:
+        unregister_extractor("text", "toy-bad")

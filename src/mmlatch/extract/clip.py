@@ -18,7 +18,7 @@ import numpy as np
 
 from mmlatch.extract import timing as timing_mod
 from mmlatch.extract.align import average_in_intervals
-from mmlatch.extract.errors import ClipError
+from mmlatch.extract.errors import ClipError, ExtractError
 from mmlatch.extract.text import tokenize
 
 
@@ -132,12 +132,22 @@ class Extractor:
             feats["text"], status["unknown_words"] = self.extractors["text"].embed(words)
         if "audio" in self.modalities:
             frames, times = self.extractors["audio"].frames(samples, sr)
+            self._check_shape("audio", frames, len(times))
             feats["audio"] = average_in_intervals(frames, times, intervals)
         if "visual" in self.modalities:
             feats["visual"] = self._visual(clip, intervals, status)
+        for m, x in feats.items():
+            self._check_shape(m, x, len(words))
         status["words"] = len(words)
         status["seconds"] = round(time.perf_counter() - t0, 3)
         return ClipFeatures(words, intervals, feats, status)
+
+    def _check_shape(self, modality: str, x: np.ndarray, rows: int) -> None:
+        """An extractor that returns another shape than it declares is refused, named."""
+        dim = int(self.spec[modality]["dim"])
+        if np.ndim(x) != 2 or np.shape(x) != (rows, dim):
+            name = self.spec[modality]["extractor"]
+            raise ExtractError(f"{modality} extractor {name!r} returned shape {np.shape(x)}, expected ({rows}, {dim})")
 
     def _time_words(
         self, samples: np.ndarray, sr: int, words: list[str] | None, clip: ClipInput, status: dict[str, Any]
@@ -169,7 +179,10 @@ class Extractor:
         rows = [np.asarray(visual.frame(f), np.float32) for f in frames_iter]
         if not rows:
             raise ClipError(f"{clip.media.name}: the video has no frames")
+        if any(r.shape != rows[0].shape for r in rows):
+            raise ExtractError(f"visual extractor {vs['extractor']!r} returned frames of different shapes")
         frames = np.stack(rows)  # (T, F)
+        self._check_shape("visual", frames, len(rows))
         times = (np.arange(len(rows)) + 0.5) / fps
         status["frames"] = len(rows)
         if "has_face" in vs["feature_names"]:
