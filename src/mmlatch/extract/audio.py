@@ -10,7 +10,12 @@ CMU features) is MATLAB-only: this is an open, installable stand-in with named c
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+
+from mmlatch.extract.errors import ExtractError
+from mmlatch.extract.registry import package_version, register_extractor
 
 N_MFCC = 13
 AUDIO_FEATURES: list[str] = [f"mfcc_{i + 1}" for i in range(N_MFCC)] + [
@@ -58,3 +63,25 @@ def audio_frames(samples: np.ndarray, sample_rate: int, hop_s: float = 0.01) -> 
     ).T.astype(np.float32)  # (n, F)
     times = (np.arange(n) * hop) / sample_rate
     return feats, times
+
+
+@register_extractor("audio", "librosa")
+class LibrosaAudio:
+    """Audio extractor ``librosa``: the 19 ``AUDIO_FEATURES`` every ``hop_s`` seconds (ISC licence)."""
+
+    name, version, needs = "librosa", "1", "audio"
+    sha256 = None
+
+    def __init__(self, hop_s: float = 0.01, window_s: float = 0.025, **unknown: Any) -> None:
+        if unknown or window_s != 0.025:
+            raise ExtractError(f"audio extractor librosa: unknown settings {sorted(unknown) or window_s}")
+        self.hop_s = float(hop_s)
+        self.dim = len(AUDIO_FEATURES)
+        self.feature_names = list(AUDIO_FEATURES)
+        self.identity = f"librosa=={package_version('librosa')}"
+
+    def settings(self) -> dict[str, Any]:
+        return {"hop_s": self.hop_s, "window_s": 0.025, "frame_rate": round(1 / self.hop_s, 6)}
+
+    def frames(self, samples: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+        return audio_frames(samples, sample_rate, self.hop_s)

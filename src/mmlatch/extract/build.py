@@ -4,7 +4,7 @@ Per clip the raw word-aligned features (or the failure and its reason) are writt
 parts directory beside the output (``OUT.parts/``) as soon as the clip is done, so a killed
 extraction loses nothing: ``resume=True`` skips the clips already there (the spec must be
 the same). When every clip is done, normalisation statistics are computed on the train
-split's words, the dataset is written (:func:`mmlatch.data.convert.save_dataset`, spec in
+split's words (for the modalities whose extractor asks for it: audio, visual, contextual text), the dataset is written (:func:`mmlatch.data.convert.save_dataset`, spec in
 its metadata) and a manifest JSON beside it records the spec, every clip's status and a
 summary; the parts directory is then removed. The manifest records the SHA-256 of the
 ``.npz`` (``dataset_sha256``), checked whenever the dataset is loaded.
@@ -39,7 +39,8 @@ import numpy as np
 from mmlatch.files import WriteError, atomic_write, sha256_file, write_json, write_text
 from mmlatch.extract.clip import ClipFeatures, ClipInput, Extractor
 from mmlatch.extract.errors import ClipError, ExtractError
-from mmlatch.extract.spec import build_spec, normalisation_stats, normalise
+from mmlatch.extract.registry import text_choice
+from mmlatch.extract.spec import normalisation_stats, normalise
 from mmlatch.extract.text import tokenize
 
 REQUIRED_COLUMNS = ("video_id", "clip_id", "text", "label", "mode")
@@ -204,6 +205,8 @@ def extract_dataset(
     media_dir: Path | None = None,
     modalities: list[str] | None = None,
     embedding: str = "glove-6b-50d",
+    audio: str = "librosa",
+    visual: str = "geometry",
     jobs: int = 1,
     resume: bool = False,
     progress: bool = True,
@@ -217,7 +220,9 @@ def extract_dataset(
         out: the dataset file to write.
         media_dir: where ``<video_id>/<clip_id>.<ext>`` media live.
         modalities: default text, plus audio and visual when media are referenced.
-        embedding: ``glove-6b-50d`` or a GloVe-format text file.
+        embedding: the text extractor: ``glove-6b-50d``, a GloVe-format text file, or a
+            registered text extractor's name (e.g. ``all-minilm-l6-v2``).
+        audio, visual: registered audio / visual extractor names.
         jobs: worker processes.
         resume: keep the clips already extracted into ``OUT.parts/`` (same spec required).
         progress: show a progress bar (tqdm, on stderr).
@@ -252,15 +257,15 @@ def _extract_locked(
         raise ExtractError(
             f"modalities {mods} need media, but manifest {manifest} has no 'media' column and no --media-dir was given"
         )
+    choices = {"text": text_choice(embedding), "audio": (audio, {}), "visual": (visual, {})}
     vocabulary = None
-    if "text" in mods and embedding != "glove-6b-50d":
+    if "text" in mods and choices["text"] != ("glove", {"embedding": "glove-6b-50d"}):
         vocabulary = sorted({w for r in rows for w in tokenize(r["input"].text or "")})
-    extractor = Extractor(build_spec(["text"], embedding=embedding), vocabulary) if "text" in mods else None
-    spec = build_spec(
-        mods, embedding=embedding, text_identity=extractor.vectors.identity if extractor else None,
-        text_dim=extractor.vectors.dim if extractor else None,
+    extractor = Extractor.create(
+        mods, choices, vocabulary=vocabulary,
         timing="pocketsphinx" if has_media and mods != ["text"] else "none", **(spec_options or {}),
     )
+    spec = extractor.spec
     folder = parts_dir(out)
     spec_file = folder / "spec.json"
     comparable = {k: v for k, v in spec.items() if k != "versions"}
@@ -284,9 +289,8 @@ def _extract_locked(
         log(f"resuming: {done_before} clip(s) already extracted in {folder}")
     bar = _progress(len(todo), progress)
     if jobs <= 1 or len(todo) <= 1:
-        local = Extractor(spec, vocabulary) if todo else None
         for r in todo:
-            _run_clip(r["input"], folder, local)
+            _run_clip(r["input"], folder, extractor)
             bar.update(1)
     else:
         with ProcessPoolExecutor(jobs, initializer=_init_worker, initargs=(spec, vocabulary)) as pool:
@@ -329,7 +333,7 @@ def _assemble(
         raise ExtractError(f"no clip could be extracted from {manifest}; reasons: {dict(reasons.most_common(3))}")
     train_ids = [r["id"] for r in ok_rows if r["split"] == "train"]
     for m in mods:
-        if m != "text" and train_ids:
+        if spec[m].get("normalise", m != "text") and train_ids:
             spec["normalisation"][m] = normalisation_stats(np.concatenate([results[i].features[m] for i in train_ids]))
     max_len = max(len(results[r["id"]].words) for r in ok_rows)
     splits = {}

@@ -1,6 +1,7 @@
 """One clip: decode -> frame features -> word timing -> word-aligned features (raw).
 
-:class:`Extractor` holds the loaded models of a spec (word vectors, face landmarks) and
+:class:`Extractor` holds the loaded extractors of a spec (one per modality, see
+:mod:`mmlatch.extract.registry`) and
 turns a clip into a :class:`ClipFeatures`. Dataset extraction and ``predict --media`` both
 call :meth:`Extractor.extract`, then :func:`mmlatch.extract.spec.normalise`.
 """
@@ -17,7 +18,7 @@ import numpy as np
 
 from mmlatch.extract import timing as timing_mod
 from mmlatch.extract.align import average_in_intervals
-from mmlatch.extract.errors import ClipError
+from mmlatch.extract.errors import ClipError, ExtractError
 from mmlatch.extract.text import tokenize
 
 
@@ -55,23 +56,47 @@ class Extractor:
     """The extractors of a spec, loaded once.
 
     Args:
-        spec: from :func:`mmlatch.extract.spec.build_spec` (or a run's), its modalities used.
-        vocabulary: words the text embeddings must cover (only for GloVe text files).
+        spec: from :meth:`create` (or a run's), its modalities used.
+        vocabulary: words the text extractor must cover (only GloVe text files need it).
+        loaded: extractors already loaded for this spec (modality -> extractor).
     """
 
-    def __init__(self, spec: dict[str, Any], vocabulary: Iterable[str] | None = None) -> None:
+    def __init__(self, spec: dict[str, Any], vocabulary: Iterable[str] | None = None,
+                 loaded: dict[str, Any] | None = None) -> None:
+        from mmlatch.extract.registry import from_entry
+        from mmlatch.extract.spec import check_version
+
+        check_version(spec, "extraction spec")
         self.spec = spec
         self.modalities = list(spec["modalities"])
-        self.vectors = None
-        self.faces = None
-        if "text" in self.modalities:
-            from mmlatch.extract.text import WordVectors
+        self.extractors: dict[str, Any] = dict(loaded or {})
+        for m in self.modalities:
+            if m not in self.extractors:
+                self.extractors[m] = from_entry(m, spec[m], vocabulary=vocabulary)
 
-            self.vectors = WordVectors(spec["text"]["embedding"], vocabulary)
-        if "visual" in self.modalities:
-            from mmlatch.extract.visual import FaceGeometry
+    @classmethod
+    def create(
+        cls, modalities: list[str], choices: dict[str, tuple[str, dict[str, Any]]] | None = None, *,
+        vocabulary: Iterable[str] | None = None, **spec_options: Any,
+    ) -> Extractor:
+        """Load the chosen extractors and build their spec.
 
-            self.faces = FaceGeometry(int(spec["visual"]["upsample"]))
+        Args:
+            modalities: subset of text, audio, visual.
+            choices: modality -> (registered name, settings); default per modality:
+                :data:`mmlatch.extract.registry.DEFAULTS`.
+            vocabulary: see the class.
+            spec_options: :func:`mmlatch.extract.spec.build_spec` settings (timing, rates, sizes).
+        """
+        from mmlatch.extract.registry import DEFAULTS, create_extractor, describe
+        from mmlatch.extract.spec import build_spec
+
+        loaded = {}
+        for m in modalities:
+            name, settings = (choices or {}).get(m, (DEFAULTS.get(m, ""), {}))
+            loaded[m] = create_extractor(m, name, settings, vocabulary=vocabulary)
+        spec = build_spec(modalities, {m: describe(e) for m, e in loaded.items()}, **spec_options)
+        return cls(spec, vocabulary, loaded)
 
     @property
     def needs_media(self) -> bool:
@@ -104,18 +129,25 @@ class Extractor:
             words, intervals = self._time_words(samples, sr, words, clip, status)
         feats: dict[str, np.ndarray] = {}
         if "text" in self.modalities:
-            assert self.vectors is not None
-            feats["text"], status["unknown_words"] = self.vectors.embed(words)
+            feats["text"], status["unknown_words"] = self.extractors["text"].embed(words)
         if "audio" in self.modalities:
-            from mmlatch.extract.audio import audio_frames
-
-            frames, times = audio_frames(samples, sr, float(self.spec["audio"]["hop_s"]))
+            frames, times = self.extractors["audio"].frames(samples, sr)
+            self._check_shape("audio", frames, len(times))
             feats["audio"] = average_in_intervals(frames, times, intervals)
         if "visual" in self.modalities:
             feats["visual"] = self._visual(clip, intervals, status)
+        for m, x in feats.items():
+            self._check_shape(m, x, len(words))
         status["words"] = len(words)
         status["seconds"] = round(time.perf_counter() - t0, 3)
         return ClipFeatures(words, intervals, feats, status)
+
+    def _check_shape(self, modality: str, x: np.ndarray, rows: int) -> None:
+        """An extractor that returns another shape than it declares is refused, named."""
+        dim = int(self.spec[modality]["dim"])
+        if np.ndim(x) != 2 or np.shape(x) != (rows, dim):
+            name = self.spec[modality]["extractor"]
+            raise ExtractError(f"{modality} extractor {name!r} returned shape {np.shape(x)}, expected ({rows}, {dim})")
 
     def _time_words(
         self, samples: np.ndarray, sr: int, words: list[str] | None, clip: ClipInput, status: dict[str, Any]
@@ -139,15 +171,20 @@ class Extractor:
     def _visual(self, clip: ClipInput, intervals: np.ndarray, status: dict[str, Any]) -> np.ndarray:
         from mmlatch.extract.decode import decode_video
 
-        assert self.faces is not None and clip.media is not None
+        assert clip.media is not None
         vs = self.spec["visual"]
         fps = float(vs["frame_rate"])
         frames_iter, _ = decode_video(clip.media, fps, int(vs["max_side"]), clip.start, clip.end)
-        rows = [self.faces.features(f) for f in frames_iter]
+        visual = self.extractors["visual"]
+        rows = [np.asarray(visual.frame(f), np.float32) for f in frames_iter]
         if not rows:
             raise ClipError(f"{clip.media.name}: the video has no frames")
+        if any(r.shape != rows[0].shape for r in rows):
+            raise ExtractError(f"visual extractor {vs['extractor']!r} returned frames of different shapes")
         frames = np.stack(rows)  # (T, F)
+        self._check_shape("visual", frames, len(rows))
         times = (np.arange(len(rows)) + 0.5) / fps
         status["frames"] = len(rows)
-        status["face_frames"] = int(frames[:, 0].sum())
+        if "has_face" in vs["feature_names"]:
+            status["face_frames"] = int(np.nansum(frames[:, vs["feature_names"].index("has_face")]))
         return average_in_intervals(frames, times, intervals)

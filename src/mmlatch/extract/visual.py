@@ -19,12 +19,13 @@ corners) so they do not depend on image size. Columns (``VISUAL_FEATURES``):
 from __future__ import annotations
 
 import functools
-import importlib.util
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from mmlatch.extract.errors import ExtractError
+from mmlatch.extract.registry import file_sha256, package_dir, package_version, register_extractor
 
 VISUAL_FEATURES: list[str] = [
     "has_face", "eye_open_l", "eye_open_r", "brow_raise_l", "brow_raise_r", "mouth_open",
@@ -33,13 +34,13 @@ VISUAL_FEATURES: list[str] = [
 
 
 def _predictor_path() -> Path:
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
+    root = package_dir("face_recognition_models")
+    if root is None:
         raise ExtractError(
             "visual features need dlib-bin and face-recognition-models: pip install 'mmlatch[extract]'"
         )
     # the package's own __init__ imports pkg_resources, which new setuptools lacks: locate the file only
-    path = Path(next(iter(spec.submodule_search_locations))) / "models" / "shape_predictor_68_face_landmarks.dat"
+    path = root / "models" / "shape_predictor_68_face_landmarks.dat"
     if not path.is_file():
         raise ExtractError(f"face-recognition-models is installed without {path.name}")
     return path
@@ -53,28 +54,58 @@ def _dlib_models():  # noqa: ANN202 - dlib types
     return dlib.get_frontal_face_detector(), dlib.shape_predictor(str(_predictor_path()))
 
 
+def largest_face(detector: Any, frame: np.ndarray, upsample: int) -> Any | None:
+    """dlib's rectangle of the largest face in an RGB frame, or None."""
+    faces = detector(frame, upsample)
+    if len(faces) == 0:
+        return None
+    return max(faces, key=lambda r: r.width() * r.height())
+
+
+@functools.lru_cache(maxsize=1)
+def face_detector() -> Any:
+    """dlib's HOG frontal face detector (package dlib-bin), loaded once per process."""
+    try:
+        import dlib
+    except ImportError as e:
+        raise ExtractError("visual features need dlib-bin: pip install 'mmlatch[extract]'") from e
+    return dlib.get_frontal_face_detector()
+
+
+@register_extractor("visual", "geometry")
 class FaceGeometry:
-    """dlib face detector + 68-landmark predictor, loaded once (about 2 s, 100 MB).
+    """Visual extractor ``geometry``: dlib face detector + 68-landmark predictor -> the 12
+    ``VISUAL_FEATURES``, loaded once (about 2 s, 100 MB). dlib: Boost licence; the landmark
+    model (iBUG 300-W trained) is free for research use only, per its authors.
 
     Args:
         upsample: times dlib enlarges the image before detecting (1 finds faces down to ~40 px).
     """
 
-    def __init__(self, upsample: int = 1) -> None:
-        try:
-            import dlib
-        except ImportError as e:
-            raise ExtractError("visual features need dlib-bin: pip install 'mmlatch[extract]'") from e
-        del dlib
+    name, version, needs = "geometry", "1", "video"
+
+    def __init__(self, upsample: int = 1, **unknown: Any) -> None:
+        if unknown:
+            raise ExtractError(f"visual extractor geometry: unknown settings {sorted(unknown)}")
+        face_detector()
         self.detector, self.predictor = _dlib_models()
-        self.upsample = upsample
+        self.upsample = int(upsample)
+        self.dim = len(VISUAL_FEATURES)
+        self.feature_names = list(VISUAL_FEATURES)
+        self.identity = f"dlib-bin=={package_version('dlib-bin')}, face-recognition-models=={package_version('face-recognition-models')}"
+        self.sha256 = file_sha256(_predictor_path())
+
+    def settings(self) -> dict[str, Any]:
+        return {"upsample": self.upsample}
+
+    def frame(self, image: np.ndarray) -> np.ndarray:
+        return self.features(image)
 
     def landmarks(self, frame: np.ndarray) -> np.ndarray | None:
         """(68, 2) landmark pixel coordinates (x, y) of the largest face, or None."""
-        faces = self.detector(frame, self.upsample)
-        if len(faces) == 0:
+        face = largest_face(self.detector, frame, self.upsample)
+        if face is None:
             return None
-        face = max(faces, key=lambda r: r.width() * r.height())
         shape = self.predictor(frame, face)
         return np.array([(shape.part(i).x, shape.part(i).y) for i in range(68)], dtype=np.float64)
 
