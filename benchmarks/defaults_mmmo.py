@@ -6,7 +6,7 @@ asked for, once per ``standardize`` setting asked for (``--set standardize=...``
 passes nothing), each in its own process with ``--threads 1``, ``--jobs`` at a time. Prints a
 markdown table: model x setting -> mean test MAE and corr over the seeds (and the bar:
 MAE <= 1.20, corr >= 0.30). A model that refuses the modalities shows its one-line answer.
-Finished runs in ``--out`` are reused (``train`` says "already finished"). Usage:
+Finished runs in ``--out`` (a ``metrics.json`` there) are reused as they are. Usage:
 
     python benchmarks/defaults_mmmo.py [--data ../shared/data/mfn/mmmo] [--seeds 1,2,3]
         [--standardize default,false] [--models baseline,hctmg] [--jobs 2] [--out /tmp/defaults_mmmo]
@@ -42,7 +42,10 @@ def _one(job: tuple[str, str, int, str], data: str, out: Path) -> tuple[tuple[st
     if setting != "default":
         cmd += ["--set", f"standardize={setting}"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    res = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if not (run / "metrics.json").is_file():  # a finished run is read, not re-checked by a new process
+        res = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    else:
+        res = subprocess.CompletedProcess(cmd, 0)
     if res.returncode != 0:
         lines = [ln for ln in res.stderr.strip().splitlines() if ln.startswith("error:")] or res.stderr.strip().splitlines()
         return job, lines[-1] if lines else f"failed (exit {res.returncode})"
@@ -66,7 +69,7 @@ def main() -> None:
     seeds = [int(s) for s in a.seeds.split(",")]
     settings = a.standardize.split(",")
     rows = [(m, "model") for m in models] + [(c, "config") for c in a.config]
-    jobs = [(label, s, seed, kind) for label, kind in rows for s in settings for seed in seeds]
+    jobs = [(label, s, seed, kind) for s in settings for label, kind in rows for seed in seeds]
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     results: dict[tuple[str, str], list] = {}
