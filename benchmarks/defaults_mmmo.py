@@ -60,12 +60,12 @@ def main() -> None:
     p.add_argument("--data", default="../shared/data/mfn/mmmo")
     p.add_argument("--seeds", default="1,2,3")
     p.add_argument("--standardize", default="default,false", help="settings: default (nothing passed), auto, true, false")
-    p.add_argument("--models", default=None, help="comma-separated (default: every registered model)")
+    p.add_argument("--models", default=None, help="comma-separated (default: every registered model; '' none)")
     p.add_argument("--config", action="append", default=[], help="also rows for this config file")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--out", default="/tmp/defaults_mmmo")
     a = p.parse_args()
-    models = a.models.split(",") if a.models else _models()
+    models = [m for m in a.models.split(",") if m] if a.models is not None else _models()
     seeds = [int(s) for s in a.seeds.split(",")]
     settings = a.standardize.split(",")
     rows = [(m, "model") for m in models] + [(c, "config") for c in a.config]
