@@ -271,7 +271,7 @@ def demo(
         typer.echo(f"{k:<{width}} {_cell(base[k])} {_cell(ours[k])}")
     gain = (base["mae"] - ours["mae"]) / base["mae"] * 100
     typer.echo(f"MMLatch's top-down masks: test MAE {ours['mae']:.3f} vs {base['mae']:.3f} "
-               f"({gain:+.1f}% {'lower' if gain >= 0 else 'higher'} error than the baseline)")
+               f"({abs(gain):.1f}% {'lower' if gain >= 0 else 'higher'} error than the baseline)")
     typer.echo(f"mask heatmap (average mask on visual per sentiment class): {png}")
     typer.echo(f"demo took {time.perf_counter() - started:.0f} s; `mmlatch report --run {out / 'mmlatch'}` shows the whole run")
 
