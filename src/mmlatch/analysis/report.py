@@ -265,7 +265,7 @@ def run_report(run_dir: str | Path, out: str | Path | None = None, device: str =
     label = run.name
     summary = {k: metrics.get(k) for k in ("model", "seed", "params", "best_epoch", "epochs_run")}
     timing = _read_json(run / "timing.json") or {}
-    summary["training seconds"] = timing.get("seconds")
+    summary["training seconds"] = round(float(timing["seconds"]), 1) if timing.get("seconds") is not None else None
     std = spec.get("standardize")
     model_info = {"model": spec.get("model"), "modality_dims": spec.get("modality_dims"),
                   "task": spec.get("task"), "model_args": spec.get("model_args"),
