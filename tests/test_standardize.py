@@ -107,3 +107,93 @@ def test_runs_without_standardisation_store_none(tmp_path: Path) -> None:
     assert "standardize" not in json.loads((tmp_path / "plain" / "model.json").read_text())
     model, _, _ = load_run_model(tmp_path / "plain")
     assert not isinstance(model, Standardized)
+
+
+# --- standardize: auto (the default) -------------------------------------------------------
+
+def _two_modalities(audio_scale: float, audio_shift: float) -> Split:
+    """3 samples x 4 steps: unit-scale visual (std about 1), audio scaled and shifted; the
+    third sample's last 2 steps are padding holding huge values (they must not count)."""
+    rng = np.random.default_rng(0)
+    lengths = np.array([4, 4, 2])
+    audio = rng.standard_normal((3, 4, 2)).astype(np.float32) * audio_scale + audio_shift
+    visual = rng.standard_normal((3, 4, 3)).astype(np.float32)
+    audio[2, 2:] = 0.0
+    visual[2, 2:] = 0.0
+    return Split({"audio": audio, "visual": visual}, {"audio": lengths, "visual": lengths},
+                 np.zeros((3, 1), np.float32), ["a", "b", "c"])
+
+
+def test_auto_rule_switches_on_for_scaled_features_only() -> None:
+    from mmlatch.data.standardize import auto_stats, describe_auto, off_unit_scale
+
+    assert off_unit_scale(_two_modalities(1.0, 0.0)) == {}  # unit features: off
+    stats, reasons = auto_stats(_two_modalities(1.0, 0.0))
+    assert stats is None and "used as they are" in describe_auto(reasons, ["audio", "visual"])
+    # a shifted mean (|mean| > 1), a large std (> 10) and a tiny std (< 0.1) each switch it on
+    for scale, shift in ((1.0, 176.0), (40.0, 0.0), (0.01, 0.0)):
+        reasons = off_unit_scale(_two_modalities(scale, shift))
+        assert list(reasons) == ["audio"], (scale, shift)
+        assert reasons["audio"].startswith("2 features, |mean| up to")
+    stats, reasons = auto_stats(_two_modalities(1.0, 176.0))
+    assert list(stats.mean) == ["audio"]  # only the off-scale modality gets statistics
+    assert stats.mean["audio"] == pytest.approx(fit_feature_stats(_two_modalities(1.0, 176.0)).mean["audio"])
+    line = describe_auto(reasons, ["audio", "visual"])
+    assert "audio: 2 features, |mean| up to 17" in line and "visual on a unit scale" in line
+    # a constant feature (std 0) is judged by its mean only; padding never counts
+    split = _two_modalities(1.0, 0.0)
+    split.features["visual"][:, :, 0] = 0.5
+    split.features["visual"][2, 2:] = 1e6  # padding content
+    assert off_unit_scale(split) == {}
+
+
+def test_auto_is_the_default_and_true_false_keep_their_meaning() -> None:
+    from mmlatch.training.config import ConfigError, TrainConfig
+
+    assert TrainConfig().standardize == "auto"
+    assert TrainConfig.from_dict({"standardize": True}).standardize is True
+    with pytest.raises(ConfigError, match="auto, true or false"):
+        TrainConfig.from_dict({"standardize": "yes"})
+
+
+def test_auto_standardises_a_saved_run_that_evaluate_and_predict_reapply(tmp_path: Path) -> None:
+    from mmlatch.data.convert import save_dataset
+
+    # the synthetic data with audio put on a raw scale (x 300 + 50): auto standardises audio only
+    data = mmlatch.data.load_dataset("synthetic", n_train=32, n_valid=16, n_test=16, max_len=8, seed=0)
+    for split in data.splits.values():
+        real = np.arange(split.features["audio"].shape[1])[None, :] < split.lengths["audio"][:, None]
+        split.features["audio"] = np.where(real[:, :, None], split.features["audio"] * 300 + 50, 0).astype(np.float32)
+    path = save_dataset(data, tmp_path / "raw.npz")
+    out = tmp_path / "auto"
+    args = ["train", "--data", str(path), "--model", "hctmg", "--epochs", "1", "--out", str(out), "--no-progress"]
+    for item in ["model_args.hidden=8", "model_args.encoder_layers=1", "model_args.fusion_layers=1",
+                 "batch_size=16", "threads=1"]:
+        args += ["--set", item]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "standardize auto: standardised with training-split statistics (audio: 74 features" in res.output
+    assert "text, visual on a unit scale" in res.output
+    spec = json.loads((out / "model.json").read_text())
+    assert list(spec["standardize"]["mean"]) == ["audio"] and list(spec["standardize_auto"]) == ["audio"]
+    train_stats = fit_feature_stats(data.split("train"))
+    assert np.allclose(spec["standardize"]["mean"]["audio"], train_stats.mean["audio"], rtol=1e-5)
+    metrics = json.loads((out / "metrics.json").read_text())
+    # evaluate and predict feed the raw file: the stored statistics make the numbers equal
+    assert evaluate_run(out, device="cpu")["mae"] == pytest.approx(metrics["test"]["mae"], abs=1e-6)
+    test = data.split("test")
+    pred = mmlatch.load_run(out).predict(test.features, test.lengths).prediction[:, 0]
+    assert np.abs(pred - test.labels[:, 0]).mean() == pytest.approx(metrics["test"]["mae"], abs=1e-5)
+    model, _, _ = load_run_model(out)
+    assert isinstance(model, Standardized) and model.names == ["audio"]
+
+
+def test_a_model_that_cannot_use_the_modalities_refuses_in_one_line(tmp_path: Path) -> None:
+    res = CliRunner().invoke(app, ["train", "--data", "synthetic", "--modalities", "audio", "--model", "mctn",
+                                   "--set", "data_args.n_train=16", "--set", "data_args.n_valid=8",
+                                   "--set", "data_args.n_test=8", "--out", str(tmp_path / "r")])
+    assert res.exit_code == 2
+    lines = [ln for ln in res.output.strip().splitlines() if ln]
+    assert len(lines) == 1 and lines[0].startswith("error: model 'mctn'")
+    assert "needs at least 2, got ['audio']" in lines[0]
+    assert not (tmp_path / "r").exists()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
@@ -48,11 +49,19 @@ def training_curves(runs: Sequence[str | Path], metric: str = "mae") -> pd.DataF
 def plot_curves(curves: pd.DataFrame, png: str | Path, metric: str = "mae") -> tuple[Path, Path]:
     """Loss (left) and validation metric (right) per epoch, one colour per run.
 
-    Writes ``png`` and the table to the CSV beside it.
+    Writes ``png`` (:func:`curves_figure`) and the table to the CSV beside it.
 
     Returns:
         (png path, csv path).
     """
+    png = save_figure(curves_figure(curves, metric), png)
+    csv = companion_csv(png)
+    write_text(csv, curves.to_csv(index=False))
+    return png, csv
+
+
+def curves_figure(curves: pd.DataFrame, metric: str = "mae") -> Any:
+    """The figure of :func:`plot_curves` (a matplotlib Figure) from :func:`training_curves`' table."""
     column = f"val_{metric}"
     fig = new_figure(11.0, 4.2)
     left, right = fig.subplots(1, 2)
@@ -71,10 +80,7 @@ def plot_curves(curves: pd.DataFrame, png: str | Path, metric: str = "mae") -> t
     right.legend(fontsize=8)
     for ax in (left, right):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    png = save_figure(fig, png)
-    csv = companion_csv(png)
-    write_text(csv, curves.to_csv(index=False))
-    return png, csv
+    return fig
 
 
-__all__ = ["plot_curves", "training_curves"]
+__all__ = ["curves_figure", "plot_curves", "training_curves"]

@@ -10,6 +10,7 @@ Epochs are counted from 1.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -58,6 +59,14 @@ def plot_gates(history: pd.DataFrame, png: str | Path, title: str = "") -> tuple
     Returns:
         (png path, csv path).
     """
+    png = save_figure(gates_figure(history, title), png)
+    csv = companion_csv(png)
+    write_text(csv, history.to_csv())
+    return png, csv
+
+
+def gates_figure(history: pd.DataFrame, title: str = "") -> Any:
+    """The figure of :func:`plot_gates` (a matplotlib Figure) from :func:`gate_history`."""
     names = [c.removeprefix("gate_") for c in history.columns if c.startswith("gate_")]
     epochs = history.index.to_numpy()
     fig = new_figure(7.0, 5.0)
@@ -75,10 +84,7 @@ def plot_gates(history: pd.DataFrame, png: str | Path, title: str = "") -> tuple
     bottom.set_ylabel("primary")
     bottom.set_xlabel("epoch")
     bottom.xaxis.set_major_locator(MaxNLocator(integer=True))
-    png = save_figure(fig, png)
-    csv = companion_csv(png)
-    write_text(csv, history.to_csv())
-    return png, csv
+    return fig
 
 
-__all__ = ["gate_history", "plot_gates"]
+__all__ = ["gate_history", "gates_figure", "plot_gates"]

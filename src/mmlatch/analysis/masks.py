@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -164,6 +165,14 @@ def plot_mask_table(table: MaskTable, png: str | Path, title: str = "") -> tuple
     Returns:
         (png path, csv path).
     """
+    png = save_figure(mask_figure(table, title), png)
+    csv = companion_csv(png)
+    write_text(csv, table.to_frame().to_csv())
+    return png, csv
+
+
+def mask_figure(table: MaskTable, title: str = "") -> Any:
+    """The heatmap of :func:`plot_mask_table` (a matplotlib Figure)."""
     import matplotlib as mpl
 
     n_feat, n_cls = table.values.shape
@@ -183,10 +192,7 @@ def plot_mask_table(table: MaskTable, png: str | Path, title: str = "") -> tuple
     ax.set_ylabel(f"{table.modality} feature")
     ax.set_title(title or f"average top-down mask on {table.modality}")
     fig.colorbar(image, ax=ax, label="mask (mean over real steps, then samples)")
-    png = save_figure(fig, png)
-    csv = companion_csv(png)
-    write_text(csv, table.to_frame().to_csv())
-    return png, csv
+    return fig
 
 
 __all__ = [
@@ -195,6 +201,7 @@ __all__ = [
     "average_by_class",
     "default_modality",
     "label_classes",
+    "mask_figure",
     "mask_table",
     "plot_mask_table",
 ]

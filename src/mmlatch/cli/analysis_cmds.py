@@ -37,8 +37,8 @@ def _device(device: str) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``analyze`` (masks, gates, routing, incongruity, curves), ``robustness``, ``predict`` and
-    ``export`` to ``app``."""
+    """Add ``analyze`` (masks, gates, routing, incongruity, curves), ``robustness``, ``predict``,
+    ``export`` and ``report`` to ``app``."""
     analyze = typer.Typer(help="Plots and tables from finished runs.", no_args_is_help=True)
     app.add_typer(analyze, name="analyze")
 
@@ -238,6 +238,30 @@ def register(app: typer.Typer) -> None:
         from mmlatch.analysis.export import export_run
 
         cli._print_json(cli._run_guarded(export_run, run, fmt, out, per_modality_lengths, verify, atol))
+
+    @app.command("report")
+    def report(
+        run: Optional[Path] = typer.Option(None, "--run", help="A finished run directory."),
+        experiment: Optional[Path] = typer.Option(None, "--experiment", help="An experiment directory (runs/<name>/seed<k>/)."),
+        out: Optional[Path] = typer.Option(None, "--out", help="HTML file to write (default RUN/report.html or EXPERIMENT/report.html)."),
+        device: str = DEVICE_OPT,
+    ) -> None:
+        """One self-contained HTML page: settings, data identity, metrics, curves, masks, gate, environment."""
+        cli = _cli()
+        if (run is None) == (experiment is None):
+            cli._fail("give one of --run DIR or --experiment DIR")
+        if run is not None:
+            cli._require_run(run)
+        elif not Path(experiment).is_dir():
+            cli._fail(f"{experiment}: no such directory")
+        from mmlatch.analysis.report import experiment_report, run_report
+
+        dev = _device(device)
+        if run is not None:
+            path = cli._run_guarded(run_report, run, out, dev)
+        else:
+            path = cli._run_guarded(experiment_report, experiment, out, dev)
+        typer.echo(f"report: {path}")
 
 
 __all__ = ["register"]

@@ -33,9 +33,11 @@ class TrainConfig:
         data: ``synthetic`` or a path to data on disk.
         data_args: reader options (synthetic: ``n_train``, ``seed``, ...).
         modalities: keep only these modalities (default: all of the data's).
-        standardize: standardise every feature with the training split's mean and std
-            (:mod:`mmlatch.data.standardize`); the statistics are stored in ``model.json``
-            and applied by the model, so evaluation and prediction use the same ones.
+        standardize: ``auto`` (default): standardise, with the training split's mean and std,
+            each modality whose features are not on a unit scale (the rule:
+            :func:`mmlatch.data.standardize.off_unit_scale`); ``true``: every modality;
+            ``false``: none (:mod:`mmlatch.data.standardize`). The statistics are stored in
+            ``model.json`` and applied by the model, so evaluation and prediction use the same ones.
         seed: seeds Python, numpy, torch and the batch order.
         epochs: maximum number of epochs.
         batch_size, lr, weight_decay: optimiser settings (Adam).
@@ -71,7 +73,7 @@ class TrainConfig:
     data: str = "synthetic"
     data_args: dict[str, Any] = field(default_factory=dict)
     modalities: list[str] | None = None
-    standardize: bool = False
+    standardize: bool | str = "auto"
     seed: int = 0
     epochs: int = 100
     batch_size: int = 32
@@ -144,7 +146,7 @@ class TrainConfig:
         need(isinstance(self.data_args, dict), "data_args", "a mapping")
         need(self.modalities is None or (isinstance(self.modalities, list) and all(isinstance(m, str) for m in self.modalities)),
              "modalities", "a list of modality names")
-        need(isinstance(self.standardize, bool), "standardize", "true or false")
+        need(isinstance(self.standardize, bool) or self.standardize == "auto", "standardize", "auto, true or false")
         for key in ("seed", "epochs", "batch_size", "lr_patience", "patience"):
             need(isinstance(getattr(self, key), int) and not isinstance(getattr(self, key), bool), key, "an integer")
         need(self.epochs >= 1, "epochs", ">= 1")

@@ -43,7 +43,7 @@ from mmlatch.data import DataError, MultimodalDataset, TaskSpec, load_dataset
 from mmlatch.data.batching import make_loader
 from mmlatch.files import nan_to_none as _nan_to_none
 from mmlatch.files import WriteError, sha256_bytes, write_bytes, write_json, write_text
-from mmlatch.data.standardize import FeatureStats, fit_feature_stats
+from mmlatch.data.standardize import FeatureStats, auto_stats, describe_auto, fit_feature_stats
 from mmlatch.metrics import compute_metrics
 from mmlatch.models import count_parameters, create_model, get_entry, model_arguments
 from mmlatch.modules.standardize import Standardized
@@ -128,8 +128,14 @@ def build_model(cfg: TrainConfig, dataset: MultimodalDataset) -> tuple[nn.Module
     }
     if dataset.extraction is not None:  # features from `mmlatch extract`: predict --media re-extracts with it
         spec["extraction"] = dataset.extraction
-    if cfg.standardize:  # training-split statistics, stored with the run and applied in the model
+    if cfg.standardize == "auto":  # the off-scale modalities only; the reasons kept for the log
+        stats, reasons = auto_stats(dataset.split("train"))
+        if stats is not None:
+            spec["standardize"] = stats.to_dict()
+        spec["standardize_auto"] = reasons
+    elif cfg.standardize:
         spec["standardize"] = fit_feature_stats(dataset.split("train")).to_dict()
+    if spec.get("standardize") is not None:  # training-split statistics, stored with the run and applied in the model
         model = _standardized(model, spec)
     return model, spec
 
@@ -383,6 +389,8 @@ def train_unlocked(
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)  # readers use their own RNGs
     model, spec = build_model(cfg, dataset)
+    if "standardize_auto" in spec:
+        say(describe_auto(spec["standardize_auto"], list(dataset.modality_dims)))
     out.mkdir(parents=True, exist_ok=True)
     if not resuming:
         _fresh_start(out)
