@@ -4,10 +4,11 @@ Per clip the raw word-aligned features (or the failure and its reason) are writt
 parts directory beside the output (``OUT.parts/``) as soon as the clip is done, so a killed
 extraction loses nothing: ``resume=True`` skips the clips already there (the spec must be
 the same). When every clip is done, normalisation statistics are computed on the train
-split's words (for the modalities whose extractor asks for it: audio, visual, contextual text), the dataset is written (:func:`mmlatch.data.convert.save_dataset`, spec in
-its metadata) and a manifest JSON beside it records the spec, every clip's status and a
-summary; the parts directory is then removed. The manifest records the SHA-256 of the
-``.npz`` (``dataset_sha256``), checked whenever the dataset is loaded.
+split's words (for the modalities whose extractor asks for it: audio, visual, contextual
+text), the dataset is written (:func:`mmlatch.data.convert.save_dataset`, spec in its
+metadata) and a manifest JSON beside it records the spec, every clip's status and a summary;
+the parts directory is then removed. The manifest records the SHA-256 of the ``.npz``
+(``dataset_sha256``), checked whenever the dataset is loaded.
 
 One extraction writes an output at a time (:func:`mmlatch.rundir.writer_lock` on ``OUT``). A
 failed write (disk full ...) stops it with one line; the clips extracted so far stay in
@@ -236,9 +237,10 @@ def extract_dataset(
     from mmlatch.rundir import writer_lock
 
     rows, has_media = read_manifest(manifest, media_dir)  # bad input first: nothing is locked or written
+    choices = {"text": text_choice(embedding), "audio": (audio, {}), "visual": (visual, {})}
     with writer_lock(out, directory=False, advice="wait for it to finish, or use another --out"):
         try:
-            return _extract_locked(rows, has_media, manifest, out, media_dir, modalities, embedding, jobs, resume,
+            return _extract_locked(rows, has_media, manifest, out, media_dir, modalities, choices, jobs, resume,
                                    progress, spec_options, log)
         except WriteError as e:
             raise ExtractError(
@@ -249,15 +251,14 @@ def extract_dataset(
 
 def _extract_locked(
     rows: list[dict[str, Any]], has_media: bool, manifest: Path, out: Path, media_dir: Path | None,
-    modalities: list[str] | None, embedding: str, jobs: int, resume: bool, progress: bool,
-    spec_options: dict[str, Any] | None, log: Callable[[str], None],
+    modalities: list[str] | None, choices: dict[str, tuple[str, dict[str, Any]]], jobs: int, resume: bool,
+    progress: bool, spec_options: dict[str, Any] | None, log: Callable[[str], None],
 ) -> dict[str, Any]:
     mods = modalities or (["text", "audio", "visual"] if has_media else ["text"])
     if any(m in mods for m in ("audio", "visual")) and not has_media:
         raise ExtractError(
             f"modalities {mods} need media, but manifest {manifest} has no 'media' column and no --media-dir was given"
         )
-    choices = {"text": text_choice(embedding), "audio": (audio, {}), "visual": (visual, {})}
     vocabulary = None
     if "text" in mods and choices["text"] != ("glove", {"embedding": "glove-6b-50d"}):
         vocabulary = sorted({w for r in rows for w in tokenize(r["input"].text or "")})
