@@ -351,7 +351,7 @@ def experiment_report(exp_dir: str | Path, out: str | Path | None = None, device
         figures += _gate_figure(runs[0], f"{name} seed {json.loads((runs[0] / 'metrics.json').read_text()).get('seed')}")
     env = _read_json(next(iter(groups.values()))[0] / "environment.json")
     sections = [
-        ("Summary", summary_html + '<p class="note">' + html.escape(table_note_for(results)) + "</p>"),
+        ("Summary", summary_html + '<p class="note">' + html.escape(summary_table(results, "md").strip().splitlines()[-1]) + "</p>"),
         ("Metrics", f'<table class="metrics">{head}{"".join(body)}</table>'
                     f'<table class="conventions"><tr><th>metric</th><th>convention</th></tr>{conventions}</table>'),
         ("Figures", "".join(figures)),
@@ -362,18 +362,6 @@ def experiment_report(exp_dir: str | Path, out: str | Path | None = None, device
     path = Path(out) if out else exp / "report.html"
     write_text(path, _page(f"mmlatch experiment report: {exp.resolve()}", sections))
     return path
-
-
-def table_note_for(results: pd.DataFrame) -> str:
-    """The footnote of :func:`mmlatch.training.experiment.summary_table` for these results."""
-    text = summary_table_md(results).strip().splitlines()
-    return text[-1] if text else ""
-
-
-def summary_table_md(results: pd.DataFrame) -> str:
-    from mmlatch.training.experiment import summary_table
-
-    return summary_table(results, "md")
 
 
 __all__ = [
