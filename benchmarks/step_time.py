@@ -51,7 +51,7 @@ from typing import Any
 import torch
 
 from mmlatch.models import MOSEI_DIMS, count_parameters, create_model, model_arguments
-from mmlatch.models.latefusion import DEFAULT_VARIANT, VARIANTS
+from mmlatch.models.latefusion import DEFAULT_VARIANT
 from mmlatch.training.module import make_adam
 from mmlatch.training.precision import cpu_has_native_bf16, resolve_inference_precision, resolve_train_precision
 from mmlatch.training.run import resolve_device

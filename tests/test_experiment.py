@@ -62,6 +62,7 @@ def test_results_and_table_match_the_runs(reference: tuple[Path, Path]) -> None:
     for _, row in results.iterrows():  # each row is its run's metrics.json
         m = json.loads((out / "runs" / row["name"] / f"seed{row['seed']}" / "metrics.json").read_text())
         assert row["test_mae"] == pytest.approx(m["test"]["mae"])
+        assert str(row["precision"]) == m["precision"]["train"] and str(row["eval_precision"]) == m["precision"]["inference"]
     table = (out / "table.md").read_text()
     assert "non0" in table and "best of" in table.lower()
     header = [c.strip() for c in table.splitlines()[0].strip("|").split("|")][1:]

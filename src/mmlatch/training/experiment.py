@@ -266,7 +266,7 @@ def _die_with_parent() -> None:
 
 def collect_results(exp: Experiment, out: Path) -> pd.DataFrame:
     """One row per finished run: name, model, data, seed, test_/valid_ metrics, params,
-    best_epoch, epochs, seconds."""
+    best_epoch, epochs, seconds, precision and eval_precision (what the run trained and scored in)."""
     rows = []
     for run, seed in exp.jobs():
         d = run_dir(out, run, seed)
@@ -280,6 +280,7 @@ def collect_results(exp: Experiment, out: Path) -> pd.DataFrame:
         row.update(
             params=m["params"], best_epoch=m["best_epoch"], epochs=m["epochs_run"],
             seconds=round(float(timing.get("seconds", float("nan"))), 3),
+            precision=m.get("precision", {}).get("train"), eval_precision=m.get("precision", {}).get("inference"),
         )
         rows.append(row)
     return pd.DataFrame(rows)
