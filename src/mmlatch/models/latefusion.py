@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from mmlatch.models.registry import register_model, register_topdown
@@ -67,6 +68,9 @@ VARIANTS: dict[str, Variant] = {
 
 #: the default variant (README "Models" gives the measurements behind the choice)
 DEFAULT_VARIANT = "paper"
+#: how padded steps of a batch act: "masked" (never: a sample's prediction does not depend on
+#: its batch) or "released" (as in the released code, variant authors only)
+PADDING = ("masked", "released")
 
 
 def get_variant(name: str) -> Variant:
@@ -86,6 +90,8 @@ class LateFusion(nn.Module):
         readout: ``(fused (B, L, D), lengths) -> (B, H)`` (e.g. :class:`AttentiveSumReadout`).
         head: ``(B, H) -> (B, num_outputs)``.
         dropout: dropout before the head.
+        released_padding: the fusion attends to padded keys (the released code's fusion has
+            no key mask); see the option ``padding``.
     """
 
     def __init__(
@@ -95,6 +101,7 @@ class LateFusion(nn.Module):
         readout: nn.Module,
         head: nn.Module,
         dropout: float = 0.0,
+        released_padding: bool = False,
     ) -> None:
         super().__init__()
         self.encoders = encoders
@@ -105,6 +112,7 @@ class LateFusion(nn.Module):
         self.modality_dims: dict[str, int] = {k: e.input_dim for k, e in encoders.items()}
         self.representation_dims: dict[str, int] = {k: e.output_dim for k, e in encoders.items()}
         self.check_finite = True
+        self.released_padding = released_padding
 
     def encode(self, features: dict[str, Tensor], lengths: dict[str, Tensor]) -> dict[str, Tensor]:
         """modality -> r_k (B, L, d_k), zero at padded steps."""
@@ -119,6 +127,8 @@ class LateFusion(nn.Module):
         check_aligned(lengths, features, "the late-fusion model")
         reps = self.encode(features, lengths)
         masks = {k: length_mask(lengths[k], features[k].size(1)) for k in reps}
+        if self.released_padding:  # every step may be attended to, padded ones included
+            masks = {k: torch.ones_like(m) for k, m in masks.items()}
         fused = self.fusion(reps, masks)  # (B, L, 7d) for three modalities
         pooled = self.readout(fused, lengths[next(iter(lengths))])  # (B, H)
         return ModelOutput(self.head(self.dropout(pooled)))
@@ -132,33 +142,42 @@ def build_late_fusion(
     attn_dropout: float | None = None,
     primary: str = "text",
     num_outputs: int = 1,
+    padding: str = "masked",
 ) -> LateFusion:
     """The paper's late-fusion network (d = ``hidden``) as variant ``variant`` builds it.
 
     ``dropout``: authors: on the encoders' BiLSTM outputs and self-attention weights;
     paper: on every r_k and before the head. ``attn_dropout`` (None: the variant's, 0.1 /
     0.0): on the cross-modal attention weights, and (authors) on the fused BiLSTM outputs
-    and read-out attention weights.
+    and read-out attention weights. ``padding``: ``masked`` (padded steps never count) or
+    ``released`` (authors only: the released code's padded steps, which train the released
+    model as its authors' loop does; a prediction then depends on how much its batch is
+    padded).
     """
     v = get_variant(variant)
+    if padding not in PADDING:
+        raise ValueError(f"model_args.padding must be one of {', '.join(PADDING)}; got {padding!r}")
+    released = padding == "released"
+    if released and v.readout != "attentive-sum":
+        raise ValueError("model_args.padding=released reproduces the released code: it needs variant authors")
     attn = v.attn_dropout if attn_dropout is None else attn_dropout
     names = list(modality_dims)
     if primary not in names:
         primary = names[0]
     if v.encoder_dropout_inside:
         encoders = nn.ModuleDict(
-            {k: RecurrentEncoder(f, hidden, 0.0, dropout, rnn_dropout=dropout) for k, f in modality_dims.items()}
+            {k: RecurrentEncoder(f, hidden, 0.0, dropout, rnn_dropout=dropout, released_padding=released) for k, f in modality_dims.items()}
         )
     else:
         encoders = nn.ModuleDict({k: RecurrentEncoder(f, hidden, dropout, attn) for k, f in modality_dims.items()})
     fusion = SymmetricAttentionFusion(names, hidden, primary, attn, primary_residual=v.primary_residual)
     readout: nn.Module
     if v.readout == "attentive-sum":
-        readout = AttentiveSumReadout(fusion.output_dim, hidden, dropout=attn)
+        readout = AttentiveSumReadout(fusion.output_dim, hidden, dropout=attn, released_padding=released)
     else:
         readout = LastStateReadout(fusion.output_dim, hidden)
     head = nn.Linear(readout.output_dim, num_outputs)
-    return LateFusion(encoders, fusion, readout, head, dropout if v.head_dropout else 0.0)
+    return LateFusion(encoders, fusion, readout, head, dropout if v.head_dropout else 0.0, released)
 
 
 @register_model("baseline", "MMLatch paper's late-fusion baseline (LSTM+attention encoders, symmetric cross-modal fusion)")
@@ -171,8 +190,9 @@ def baseline(
     attn_dropout: float | None = None,
     primary: str = "text",
     num_outputs: int = 1,
+    padding: str = "masked",
 ) -> LateFusion:
-    return build_late_fusion(modality_dims, variant, hidden, dropout, attn_dropout, primary, num_outputs)
+    return build_late_fusion(modality_dims, variant, hidden, dropout, attn_dropout, primary, num_outputs, padding)
 
 
 def _topdown_defaults(kwargs: dict[str, Any]) -> dict[str, Any]:

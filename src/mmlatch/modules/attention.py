@@ -86,13 +86,19 @@ class AttentionSum(SelfAttention):
     Args:
         dim: feature size of the sequence (2d for a concatenated BiLSTM).
         dropout: dropout on the attention weights (training only).
+        released_padding: sum over every step of the batch, padded query steps included
+            (the released code; their queries are zero there, so each adds the mean of the
+            values over the real steps).
     """
 
-    def __init__(self, dim: int, dropout: float = 0.1) -> None:
+    def __init__(self, dim: int, dropout: float = 0.1, released_padding: bool = False) -> None:
         super().__init__(dim, dropout=dropout)
         self.output_dim = dim
+        self.released_padding = released_padding
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         """x: (B, L, dim), mask: (B, L) bool -> (B, dim)."""
+        if self.released_padding:
+            return super().forward(x.masked_fill(~mask.unsqueeze(2), 0.0), mask).sum(dim=1)
         out = super().forward(x, mask)  # (B, L, dim)
         return out.masked_fill(~mask.unsqueeze(2), 0.0).sum(dim=1)

@@ -17,12 +17,14 @@ class AttentiveSumReadout(nn.Module):
         hidden: H per LSTM direction; the output has 2H values.
         dropout: dropout on the BiLSTM outputs and on the attention weights (0.1 in the
             authors' code).
+        released_padding: padded steps count in the sum, as in the released code
+            (:class:`AttentionSum`).
     """
 
-    def __init__(self, input_dim: int, hidden: int, dropout: float = 0.1) -> None:
+    def __init__(self, input_dim: int, hidden: int, dropout: float = 0.1, released_padding: bool = False) -> None:
         super().__init__()
         self.rnn = MaskedBiLSTM(input_dim, hidden, merge="concat", dropout=dropout)
-        self.pool = AttentionSum(2 * hidden, dropout=dropout)
+        self.pool = AttentionSum(2 * hidden, dropout=dropout, released_padding=released_padding)
         self.output_dim = 2 * hidden
 
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
