@@ -99,6 +99,8 @@ def command_lines(path: Path) -> list[tuple[str, str]]:
         if b.lang in ("python", "py", "yaml", "yml", "json", "bibtex", "mermaid", "toml", "csv"):
             continue
         joined = re.sub(r"\\\n", " ", b.code)
+        if b.lang not in RUN_LANGS:  # a synopsis: indented lines continue the command above
+            joined = re.sub(r"\n[ \t]+(?!mmlatch\b)(?=\S)", " ", joined)
         for k, line in enumerate(joined.splitlines()):
             for cmd in _split_commands(line):
                 out.append((f"{b.where}+{k + 1}", cmd))

@@ -84,3 +84,38 @@ def test_the_checks_catch_a_renamed_option(cli, tmp_path, monkeypatch) -> None:
 def test_readme_is_a_front_page() -> None:
     lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
     assert len(lines) <= 200, f"README.md has {len(lines)} lines; the details belong in docs/"
+
+
+def _leaf_commands(cmd: object, path: tuple[str, ...] = ()) -> list[str]:
+    subs = getattr(cmd, "commands", None)
+    if not subs:
+        return [" ".join(path)]
+    return [leaf for name, sub in subs.items() for leaf in _leaf_commands(sub, (*path, name))]
+
+
+def test_every_command_is_documented(cli) -> None:
+    """A new subcommand fails here until a page shows it (``mmlatch NAME`` in the docs)."""
+    root, _ = cli
+    text = "\n".join(p.read_text(encoding="utf-8") for p in doc_pages())
+    missing = [c for c in _leaf_commands(root) if f"mmlatch {c}" not in text]
+    assert not missing, "commands no page of the docs names: " + ", ".join(f"mmlatch {c}" for c in missing)
+
+
+def test_every_model_is_documented() -> None:
+    """A new registered model fails here until the models page and the README's table list it."""
+    from mmlatch.models import list_models
+
+    for page in (ROOT / "README.md", ROOT / "docs" / "guide" / "models.md"):
+        text = page.read_text(encoding="utf-8")
+        missing = [m for m in list_models() if f"`{m}`" not in text]
+        assert not missing, f"{page.relative_to(ROOT)} does not list the models {missing}"
+
+
+def test_readme_links_exist() -> None:
+    """The README's relative links (into docs/) point at files that exist."""
+    import re
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    targets = [t.split("#")[0] for t in re.findall(r"\]\(([^)\s]+)\)", text) if "://" not in t]
+    missing = [t for t in targets if t and not (ROOT / t).exists()]
+    assert targets and not missing, f"README links to missing files: {missing}"
