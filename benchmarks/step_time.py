@@ -14,7 +14,7 @@ Models with a ``variant`` option get one row per variant asked for (default: all
 step replayed on its own (same modules and input shapes, gradients where the step had them),
 the part of the step no change outside the LSTM kernels can remove.
 The authors' columns are stored CPU figures (2 threads, this input regime), context only: a
-fair comparison runs both implementations in one process (README "Speed and threads").
+fair comparison runs both implementations in one process (docs/guide/speed.md).
 """
 
 from __future__ import annotations
