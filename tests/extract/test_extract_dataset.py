@@ -121,7 +121,7 @@ def test_jobs_give_the_same_output(tmp_path):
 @needs_glove
 @pytest.mark.shared
 def test_mosi_transcripts_extract_and_train_text_only(shared_data, tmp_path):
-    """The acceptance path on a slice of MOSI's real label.csv (the full file: README)."""
+    """The acceptance path on a slice of MOSI's real label.csv (the full file: docs/guide/extraction.md)."""
     frame = pd.read_csv(shared_data / "mosi" / "label.csv", dtype=str, keep_default_na=False)
     part = pd.concat([frame[frame["mode"] == s].head(n) for s, n in (("train", 40), ("valid", 12), ("test", 12))])
     csv = tmp_path / "label.csv"

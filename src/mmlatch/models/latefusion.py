@@ -7,7 +7,7 @@ Two named variants (model option ``variant``):
   steps and its fusion attended to them).
 - ``paper``: the paper's text (Sec. 2-3).
 
-``VARIANTS`` holds each variant's settings; README "Models" lists the differences.
+``VARIANTS`` holds each variant's settings; docs/guide/models.md ("Variants") lists the differences.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ VARIANTS: dict[str, Variant] = {
     ),
 }
 
-#: the default variant (README "Models" gives the measurements behind the choice)
+#: the default variant (docs/guide/models.md, "Variants", gives the measurements behind the choice)
 DEFAULT_VARIANT = "paper"
 #: how padded steps of a batch act: "masked" (never: a sample's prediction does not depend on
 #: its batch) or "released" (as in the released code, variant authors only)
