@@ -274,7 +274,7 @@ class OnnxEngine:
     """A run's model exported to ONNX and run by onnxruntime's CPU provider: predictions only
     (no masks or extras). ``int8``: onnxruntime's dynamic quantisation (weights int8,
     activations quantised per batch). Measured faster than PyTorch on CPU, float32 and int8
-    alike (benchmarks/onnx_inference.py, README "Speed and threads").
+    alike (benchmarks/onnx_inference.py, docs/guide/speed.md).
 
     Args:
         model: the model (eval mode).

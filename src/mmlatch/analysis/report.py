@@ -33,7 +33,7 @@ import pandas as pd
 from mmlatch.analysis.collect import AnalysisError, load_run_data, read_epoch_log
 from mmlatch.files import write_text
 
-#: what each metric name means (mmlatch.metrics, README "Metrics"); per-column metrics
+#: what each metric name means (mmlatch.metrics, docs/guide/metrics.md); per-column metrics
 #: (``mae_<col>``, ``acc_<emotion>`` ...) are named by their prefix
 METRIC_CONVENTIONS: dict[str, str] = {
     "mae": "mean absolute error",

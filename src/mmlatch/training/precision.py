@@ -12,7 +12,7 @@ Two settings, each ``auto`` by default:
 native bfloat16 (x86 ``avx512_bf16``/``amx_bf16``, Arm ``bf16``/``sve_bf16``, as
 ``torch.cpu.get_capabilities()`` reports it) and oneDNN supports it; float32 elsewhere
 (CUDA included, where nothing was measured). The models and the figures behind the choice are
-in ``BF16_AUTO`` and the README ("Speed and threads"). An explicit bfloat16 request on a CPU
+in ``BF16_AUTO`` and the docs/guide/speed.md ("Precision"). An explicit bfloat16 request on a CPU
 without native support says so in one line and runs float32: oneDNN would emulate it, slower
 than float32.
 """
@@ -33,7 +33,7 @@ INFERENCE_PRECISIONS = ("auto", "32", "bf16")
 #: The models whose ``auto`` precision is bfloat16 on a CPU with native bfloat16, per mode:
 #: faster (benchmarks/step_time.py) and, on the synthetic data and MMMO A+V over 3 seeds, a
 #: test-MAE change within 0.005 (inference on float32-trained weights) or within the seed
-#: spread (bf16-mixed training); see benchmarks/bf16_accuracy.py and the README table. MulT
+#: spread (bf16-mixed training); see benchmarks/bf16_accuracy.py and the table in docs/guide/speed.md. MulT
 #: and HCT-MG keep their accuracy too but are not in them: their small matrices (head sizes
 #: 5-20) ran no faster in bfloat16 (the casts cost what the products save). Models not
 #: measured (the Table 1 comparators, the other top-down variants) stay float32.
