@@ -8,7 +8,7 @@ import pytest
 from docblocks import ROOT, benchmark_options, command_lines, doc_pages, options_in, prose_options, resolve, tokens
 
 #: options of other programs the docs mention (pip, tensorboard, mkdocs, MulT's public code)
-OTHER_TOOLS = {"--index-url", "--logdir", "--upgrade", "--strict", "--editable", "--attn_mask"}
+OTHER_TOOLS = {"--index-url", "--logdir", "--upgrade", "--strict", "--editable", "--attn_mask", "--no-deps"}
 
 
 @pytest.fixture(scope="module")

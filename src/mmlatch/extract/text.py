@@ -71,9 +71,10 @@ class WordVectors:
             None reads them all).
 
     Attributes:
-        dim: vector size; ``identity``: what the spec records to recognise these vectors;
-        ``sha256``: of the package's vector file (None for a text file: its identity holds a
-        fingerprint of its size and ends, as hashing a multi-GB file takes long).
+        dim: vector size.
+        identity: what the spec records to recognise these vectors.
+        sha256: of the package's vector file (None for a text file: its identity holds a
+            fingerprint of its size and ends, as hashing a multi-GB file takes long).
     """
 
     def __init__(self, source: str = DEFAULT_EMBEDDING, vocabulary: Iterable[str] | None = None) -> None:
