@@ -18,6 +18,15 @@ from mmlatch.modules.utterance import LastStateLSTM, TextUtterance, role
 _EPS = 1e-8
 
 
+def unimodal_labels(y: Tensor, delta_s: Tensor, delta_m: Tensor, center: Tensor | float, H: float) -> Tensor:
+    """ULGM's unimodal labels (paper Eq. 10-11, as MMSA 2.2.1 computes them), around ``center``:
+    ``c + clip(0.5 alpha (y - c) + 0.5 (y - c + delta_s - delta_m), -H, H)``,
+    ``alpha = delta_s / delta_m``. All (B,)."""
+    ym = y - center
+    alpha = delta_s / (delta_m + _EPS)
+    return center + (0.5 * alpha * ym + 0.5 * (ym + delta_s - delta_m)).clamp(-H, H)
+
+
 class Head(nn.Module):
     """Dropout, Linear(in, d), ReLU (= the features ULGM reads), Linear(d, d), ReLU, Linear(d, out)."""
 
@@ -147,10 +156,7 @@ class SelfMM(nn.Module):
         loss = unimodal.new_zeros(())
         for i in range(1, len(feats)):
             with torch.no_grad():
-                delta_s = self._delta(feats[i], centers[i])
-                alpha = delta_s / (delta_m + _EPS)
-                ym = y - c
-                ys = c + (0.5 * alpha * ym + 0.5 * (ym + delta_s - delta_m)).clamp(-self.H, self.H)
+                ys = unimodal_labels(y, self._delta(feats[i], centers[i]), delta_m, c, self.H)
                 weight = torch.tanh((ys - y).abs())
             pred = unimodal[:, i - 1]  # (B, out)
             loss = loss + (weight[:, None] * (pred - ys[:, None]).abs()).mean()
