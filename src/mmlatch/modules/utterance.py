@@ -5,7 +5,7 @@ The three papers encode text with BERT-base (fine-tuned) and audio/visual with L
 the text side reads the dataset's per-word text features (:class:`TextUtterance`):
 
 * ``text_encoder="frozen"`` (default): the masked mean over the real words. With the
-  contextual features of ``mmlatch extract --text all-minilm-l6-v2`` (all-MiniLM-L6-v2's last
+  contextual features of ``mmlatch extract --embeddings all-minilm-l6-v2`` (all-MiniLM-L6-v2's last
   layer, word pieces averaged per word) this is the frozen encoder's sentence embedding
   (MiniLM's own pooling is the mean over its pieces; here pieces are first averaged per
   word), and every layer after it is trained.
