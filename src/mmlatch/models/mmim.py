@@ -148,7 +148,7 @@ class MMIM(nn.Module):
             frozen = {n: p.detach() for n, p in mi.named_parameters()}
             lld_enc = lld_enc + functional_call(mi, frozen, (anchor, z[k]))  # trains the encoders
             lld_bound = lld_bound + mi(anchor.detach(), z[k].detach())  # trains the bound
-            proj = mi.entropy_prj(z[k])  # (B, e_k // 4)
+            proj = mi.entropy_prj(z[k]).float()  # (B, e_k // 4)
             old_pos, old_neg = self._memory.get(k, (proj[:0], proj[:0]))
             entropy = entropy + 0.5 * (
                 class_entropy(torch.cat([old_pos, proj[pos]])) + class_entropy(torch.cat([old_neg, proj[neg]]))
