@@ -233,3 +233,17 @@ def test_pretrained_text_models_train_with_their_auxiliary_loss(name: str, tmp_p
     train(load_config(None, tiny, data="synthetic", model=name), tmp_path / name)
     rows = list(csv.DictReader(open(tmp_path / name / "log" / "metrics.csv")))
     assert len(rows) == 2 and all(float(r["train_aux_loss"]) != 0.0 for r in rows)
+
+
+def test_mmim_bound_learns_from_its_own_term_only() -> None:
+    # the authors train the bound's MLPs on -lld alone (their own optimiser) and the encoders
+    # on -beta * lld: one objective here must give the MLPs exactly the first gradient
+    model = _model("mmim", {"audio": 5, "visual": 4}).train()
+    feats, lens = padded_modalities({"audio": [6, 4, 5, 3], "visual": [6, 4, 5, 3]}, {"audio": 5, "visual": 4})
+    out = model(feats, lens)
+    labels = torch.tensor([[1.0], [-1.0], [0.5], [-0.5]])
+    weight = model.mi["visual"].mu[0].weight
+    (got,) = torch.autograd.grad(model.auxiliary_loss(out, labels, torch.nn.functional.l1_loss), weight)
+    za, zv = out.extras["z_audio"].detach(), out.extras["z_visual"].detach()
+    (want,) = torch.autograd.grad(-model.mi["visual"](za, zv), weight)
+    assert torch.allclose(got, want, atol=1e-6) and want.abs().sum() > 0
