@@ -58,7 +58,10 @@ def test_every_parameter_gets_a_gradient(name: str) -> None:
     loss = out.prediction.sum()
     aux = getattr(model, "auxiliary_loss", None)  # part of the training objective (e.g. MCTN's translations)
     if aux is not None:
-        extra = aux(out, torch.zeros_like(out.prediction), torch.nn.functional.l1_loss)
+        # labels on both sides of 0: Self-MM's label generation and MMIM's entropy term
+        # split the batch into positive and negative samples
+        labels = torch.tensor([[-0.5], [0.5], [1.5]])
+        extra = aux(out, labels, torch.nn.functional.l1_loss)
         loss = loss + (extra if extra is not None else 0)
     loss.backward()
     missing = [n for n, p in model.named_parameters() if p.requires_grad and (p.grad is None or not torch.any(p.grad != 0))]

@@ -1,5 +1,6 @@
-"""The field's classic models (tfn, lmf, lf-dnn, ef-lstm, mfn, graph-mfn): their fusions on
-hand-worked values, modality subsets, refusals, and the shipped tune spaces.
+"""The field's classic models (tfn, lmf, lf-dnn, ef-lstm, mfn, graph-mfn, misa, self-mm, mmim):
+their fusions and losses on hand-worked values, modality subsets, refusals, and the shipped
+tune spaces.
 
 Shapes, gradients, padding invariance, save/load and export: tests/test_models.py and
 tests/test_export.py (registry-driven)."""
@@ -22,7 +23,9 @@ from padded import padded_modalities
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = ROOT / "src" / "mmlatch" / "configs" / "experiments"
-ZOO = ("tfn", "lmf", "lf-dnn", "ef-lstm", "mfn", "graph-mfn")
+ZOO = ("tfn", "lmf", "lf-dnn", "ef-lstm", "mfn", "graph-mfn", "misa", "self-mm", "mmim")
+#: the pretrained-text models (an utterance vector per modality, auxiliary losses)
+TEXT_ZOO = ("misa", "self-mm", "mmim")
 SMALL = {
     "hidden": 8, "audio_hidden": 4, "visual_hidden": 4, "text_out": 4, "post_fusion_dim": 8, "memsize": 8,
     "attn_hidden": 8, "memory_hidden": 8, "gamma1_hidden": 8, "gamma2_hidden": 8, "out_hidden": 8,
@@ -74,7 +77,7 @@ def test_two_modalities_work_and_one_is_refused(name: str) -> None:
         _model(name, {"audio": 5})
 
 
-@pytest.mark.parametrize("name", ["tfn", "lmf", "lf-dnn"])
+@pytest.mark.parametrize("name", ["tfn", "lmf", "lf-dnn", *TEXT_ZOO])
 def test_utterance_models_take_unaligned_input(name: str) -> None:
     dims = {"text": 6, "audio": 5, "visual": 4}
     feats, lens = padded_modalities({"text": [4, 2], "audio": [12, 7], "visual": [9, 5]}, dims)
@@ -151,3 +154,96 @@ def test_zoo_experiment_runs_every_classic_model_beside_ours() -> None:
         if run.model in ZOO:
             model = create_model(run.model, {"audio": 74, "visual": 35}, **cfg.model_args)
             assert sum(p.numel() for p in model.parameters()) > 0
+
+
+def test_misa_losses_on_hand_values() -> None:
+    from mmlatch.models.misa import cmd, diff_loss
+
+    # centred codes whose features are uncorrelated across the batch: A^T B = 0
+    a = torch.tensor([[1.0, 0.0], [-1.0, 0.0], [1.0, 0.0], [-1.0, 0.0]])
+    b = torch.tensor([[0.0, 2.0], [0.0, 2.0], [0.0, -2.0], [0.0, -2.0]])
+    assert diff_loss(a, b).item() == pytest.approx(0.0, abs=1e-9)
+    # the same code twice: A^T A of unit rows = [[4, 0], [0, 0]] -> mean of squares 16 / 4
+    assert diff_loss(a, a).item() == pytest.approx(4.0, abs=1e-4)
+    # CMD: identical batches -> 0; shifted by (3, 4) -> the distance of the means, 5
+    x = torch.randn(6, 2)
+    assert cmd(x, x).item() == pytest.approx(0.0, abs=1e-4)
+    assert cmd(x, x + torch.tensor([3.0, 4.0])).item() == pytest.approx(5.0, abs=1e-4)
+
+
+def test_self_mm_generates_unimodal_labels_as_the_paper() -> None:
+    from mmlatch.models.selfmm import unimodal_labels
+
+    y, ds, dm = torch.tensor([2.0, 2.0, -1.0]), torch.tensor([2.0, 1.0, 0.5]), torch.tensor([1.0, 1.0, 0.5])
+    # alpha = ds / dm; y_s = 0.5 alpha y + 0.5 (y + ds - dm): 2 + 1.5 = 3.5; y (same distances); -1
+    assert unimodal_labels(y, ds, dm, 0.0, 5.0).tolist() == pytest.approx([3.5, 2.0, -1.0], abs=1e-6)
+    assert unimodal_labels(y, ds, dm, 0.0, 3.0)[0].item() == pytest.approx(3.0)  # clipped at H
+    # around a centre c: the same labels shifted (MMMO's 1..5 around its mean)
+    assert unimodal_labels(y + 3, ds, dm, 3.0, 5.0).tolist() == pytest.approx([6.5, 5.0, 2.0], abs=1e-6)
+
+
+def test_self_mm_unimodal_heads_learn_only_where_their_label_differs() -> None:
+    model = _model("self-mm", {"audio": 5, "visual": 4}).train()
+    model.init_output_bias(torch.tensor([1.0]))
+    assert model.label_center.item() == 1.0 and model.fusion_head.rest[-1].bias.item() == 1.0
+    feats, lens = padded_modalities({"audio": [6, 4, 5, 3], "visual": [6, 4, 5, 3]}, {"audio": 5, "visual": 4})
+    out = model(feats, lens)
+    assert out.extras["unimodal"].shape == (4, 2, 1)
+    above = torch.tensor([[2.0], [3.0], [2.5], [4.0]])  # no sample below the centre: no negative class yet
+    assert model.auxiliary_loss(out, above, torch.nn.functional.l1_loss).item() == 0.0
+    both = torch.tensor([[2.0], [0.0], [2.5], [-1.0]])
+    assert model.auxiliary_loss(out, both, torch.nn.functional.l1_loss).item() > 0
+    assert bool(model.centers_seen.all())
+
+
+def test_mmim_cpc_and_anchor() -> None:
+    from mmlatch.models.mmim import cpc_nce
+
+    eye = torch.eye(2)  # each prediction equals its own target, orthogonal to the other
+    assert cpc_nce(eye, eye).item() == pytest.approx(float(torch.log(torch.e + torch.tensor(1.0))) - 1.0, abs=1e-6)
+    with_text = _model("mmim", {"text": 6, "audio": 5, "visual": 4})
+    assert with_text.anchor == "text" and list(with_text.mi) == ["audio", "visual"]
+    without = _model("mmim", {"audio": 5, "visual": 4})
+    assert without.anchor == "audio" and list(without.mi) == ["visual"]
+
+
+@pytest.mark.parametrize("name", TEXT_ZOO)
+def test_text_encoder_choices(name: str) -> None:
+    dims = {"text": 6, "audio": 5, "visual": 4}
+    feats, lens = padded_modalities({"text": [7, 3], "audio": [7, 3], "visual": [7, 3]}, dims)
+    small = {k: v for k, v in SMALL.items() if k in model_arguments(name)}
+    model = create_model(name, dims, text_encoder="lstm", text_hidden=4, **small).eval()
+    with torch.no_grad():  # the BiLSTM text encoder never reads padding either
+        both = model(feats, lens).prediction
+        alone = model({k: v[1:2, :3] for k, v in feats.items()}, {k: v[1:2] for k, v in lens.items()}).prediction
+    assert torch.allclose(both[1], alone[0], atol=1e-5)
+    with pytest.raises(ValueError, match=r"text_encoder must be one of \['frozen', 'lstm'\], got 'bert'"):
+        create_model(name, dims, text_encoder="bert")
+
+
+@pytest.mark.parametrize("name", TEXT_ZOO)
+def test_pretrained_text_models_train_with_their_auxiliary_loss(name: str, tmp_path: Path) -> None:
+    import csv
+
+    from mmlatch.training import load_config, train
+
+    tiny = ["data_args.n_train=24", "data_args.n_valid=8", "data_args.n_test=8", "data_args.max_len=6",
+            "data_args.min_len=2", "epochs=2", "batch_size=8", "threads=1", "progress=false",
+            *(f"model_args.{k}={v}" for k, v in SMALL.items() if k in model_arguments(name))]
+    train(load_config(None, tiny, data="synthetic", model=name), tmp_path / name)
+    rows = list(csv.DictReader(open(tmp_path / name / "log" / "metrics.csv")))
+    assert len(rows) == 2 and all(float(r["train_aux_loss"]) != 0.0 for r in rows)
+
+
+def test_mmim_bound_learns_from_its_own_term_only() -> None:
+    # the authors train the bound's MLPs on -lld alone (their own optimiser) and the encoders
+    # on -beta * lld: one objective here must give the MLPs exactly the first gradient
+    model = _model("mmim", {"audio": 5, "visual": 4}).train()
+    feats, lens = padded_modalities({"audio": [6, 4, 5, 3], "visual": [6, 4, 5, 3]}, {"audio": 5, "visual": 4})
+    out = model(feats, lens)
+    labels = torch.tensor([[1.0], [-1.0], [0.5], [-0.5]])
+    weight = model.mi["visual"].mu[0].weight
+    (got,) = torch.autograd.grad(model.auxiliary_loss(out, labels, torch.nn.functional.l1_loss), weight)
+    za, zv = out.extras["z_audio"].detach(), out.extras["z_visual"].detach()
+    (want,) = torch.autograd.grad(-model.mi["visual"](za, zv), weight)
+    assert torch.allclose(got, want, atol=1e-6) and want.abs().sum() > 0

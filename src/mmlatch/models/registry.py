@@ -166,3 +166,6 @@ def _ensure_builtin() -> None:
     import mmlatch.models.eflstm  # noqa: F401
     import mmlatch.models.mfn  # noqa: F401
     import mmlatch.models.graphmfn  # noqa: F401
+    import mmlatch.models.misa  # noqa: F401
+    import mmlatch.models.selfmm  # noqa: F401
+    import mmlatch.models.mmim  # noqa: F401

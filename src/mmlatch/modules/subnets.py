@@ -92,9 +92,10 @@ def utterance_subnets(
     any other modality. ``sequence`` names the modalities (comma-separated, or ``all``) that
     get a :class:`SequenceSubNet` (an LSTM of that size; text's ends in a linear layer to
     ``text_out``, the others' keep their size); the others get a :class:`PooledSubNet`
-    (the papers' mean over time, then 3 ReLU layers). None: text when present, the papers' choice.
+    (the papers' mean over time, then 3 ReLU layers). None or ``papers``: text when present,
+    the papers' choice.
     """
-    if sequence is None:
+    if sequence is None or sequence == "papers":
         names = [k for k in modality_dims if k == "text"]
     elif sequence == "all":
         names = list(modality_dims)
