@@ -9,6 +9,9 @@ exactly when they can read the CSVs and plots beside them. The file is flushed t
 file-size limit (EFBIG), an I/O error or a refused permission fails the write while the old
 file is still whole: :class:`WriteError` names the file and the reason in one line.
 
+Also the two text helpers every layer shares: :func:`exception_line` (an exception as one
+line) and :func:`to_stderr` (a message line on standard error).
+
 Lowest layer: no torch, no numpy; every other layer may import it.
 """
 
@@ -164,3 +167,16 @@ __all__ = [
     "write_json",
     "write_text",
 ]
+
+
+def exception_line(exc: BaseException) -> str:
+    """An exception as one short line: its type and the first line of its message."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def to_stderr(message: str) -> None:
+    """``message`` as one line on standard error (flushed: it interleaves with progress)."""
+    import sys
+
+    print(message, file=sys.stderr, flush=True)

@@ -41,6 +41,10 @@ _HELD: dict[tuple[str, int], list[Any]] = {}
 _GUARD = threading.Lock()
 
 
+#: the files every finished run directory has (what ``evaluate``/``predict``/``analyze`` read)
+RUN_FILES: tuple[str, ...] = ("model.json", "model.safetensors", "config.yaml")
+
+
 class LockedError(RuntimeError):
     """Another process is writing this output; the message names it."""
 

@@ -8,11 +8,8 @@ from typing import Any, Optional
 
 import typer
 
+from mmlatch.cli import common as cli
 
-def _cli() -> Any:
-    from mmlatch.cli import main
-
-    return main
 
 
 def read_transcript(value: Optional[str]) -> Optional[str]:
@@ -39,11 +36,10 @@ def read_vocabulary(text: Optional[str], timings: Optional[list]) -> Optional[li
 def _guard(fn: Any, *args: Any, **kwargs: Any) -> Any:
     from mmlatch.extract import ExtractError
 
-    cli = _cli()
     try:
-        return cli._run_guarded(fn, *args, **kwargs)
+        return cli.run_guarded(fn, *args, **kwargs)
     except ExtractError as e:  # pragma: no cover - ExtractError is a ValueError, caught above
-        cli._fail(str(e))
+        cli.fail(str(e))
 
 
 def extract_one(
@@ -124,28 +120,27 @@ def register(app: typer.Typer) -> None:
         """Raw media and transcripts -> word-aligned text/audio/visual features (.npz + manifest JSON)."""
         from mmlatch.extract import ExtractError
 
-        cli = _cli()
         mods = [m.strip() for m in modalities.split(",") if m.strip()] if modalities else None
         opts = {"video_fps": fps, "max_side": max_side}
         if manifest is not None:
             if media is not None or transcript is not None or words is not None:
-                cli._fail("--manifest extracts a dataset; --media/--transcript/--words are for one clip")
+                cli.fail("--manifest extracts a dataset; --media/--transcript/--words are for one clip")
             from mmlatch.extract.build import extract_dataset
 
             _guard(extract_dataset, manifest, out, media_dir=media_dir, modalities=mods, embedding=embeddings,
                    audio=audio, visual=visual, jobs=jobs, resume=resume, progress=progress, spec_options=opts, log=typer.echo)
             return
         if media_dir is not None or resume:
-            cli._fail("--media-dir and --resume apply to --manifest")
+            cli.fail("--media-dir and --resume apply to --manifest")
 
         def one() -> dict[str, Any]:
             return extract_one(media, transcript, words, out, mods or ["text", "audio", "visual"], embeddings, opts,
                                audio=audio, visual=visual)
 
         try:
-            status = cli._run_guarded(one)
+            status = cli.run_guarded(one)
         except ExtractError as e:  # pragma: no cover
-            cli._fail(str(e))
+            cli.fail(str(e))
         typer.echo(f"wrote {out} ({status['words']} words, timing: {status['timing']}"
                    + (f", fallback because {status['fallback_reason']}" if "fallback_reason" in status else "") + ")")
 
@@ -157,15 +152,14 @@ def predict_media_cmd(
     from mmlatch.analysis.media import predict_media
     from mmlatch.extract.timing import read_word_timings
 
-    cli = _cli()
     if data is not None:
-        cli._fail("give either --data FILE or --media FILE [--transcript TEXT], not both")
+        cli.fail("give either --data FILE or --media FILE [--transcript TEXT], not both")
     if media is None and transcript is None and words is None:
-        cli._fail("give --data FILE, or --media FILE [--transcript TEXT] (a text-only run: --transcript alone)")
+        cli.fail("give --data FILE, or --media FILE [--transcript TEXT] (a text-only run: --transcript alone)")
     if media is not None and not media.is_file():
-        cli._fail(f"--media {media}: no such file")
-    timings = cli._run_guarded(read_word_timings, words) if words else None
-    cli._print_json(cli._run_guarded(predict_media, predictor, media, read_transcript(transcript), timings))
+        cli.fail(f"--media {media}: no such file")
+    timings = cli.run_guarded(read_word_timings, words) if words else None
+    cli.print_json(cli.run_guarded(predict_media, predictor, media, read_transcript(transcript), timings))
 
 
 __all__ = ["register", "predict_media_cmd", "extract_one", "read_transcript", "read_vocabulary"]

@@ -39,6 +39,8 @@ import torch
 from safetensors.torch import save as save_safetensors
 from torch import nn
 
+from mmlatch.files import exception_line as _one_line
+from mmlatch.files import to_stderr as _stderr
 from mmlatch.data import DataError, MultimodalDataset, TaskSpec, load_dataset
 from mmlatch.data.batching import make_loader
 from mmlatch.files import nan_to_none as _nan_to_none
@@ -190,10 +192,6 @@ def evaluate_model(
     return compute_metrics(dataset.task, pred, labels)
 
 
-def _one_line(exc: BaseException) -> str:
-    """An exception as one short line: its type and the first line of its message."""
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def read_checkpoint(path: Path, hint: str = "") -> dict[str, Any]:
@@ -236,8 +234,6 @@ def _check_same_run(out: Path, cfg: TrainConfig) -> None:
         )
 
 
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -529,15 +525,13 @@ def environment(
     import socket
     import subprocess
 
-    import mmlatch
-
     versions = {}
     for name in ("mmlatch", "torch", "lightning", "numpy", "scikit-learn", "scipy", "pandas", "safetensors", "h5py"):
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
-    source = Path(mmlatch.__file__).resolve().parent
+    source = Path(__file__).resolve().parents[1]  # the mmlatch package's folder
     commit, dirty = None, None
     try:
         commit = subprocess.run(

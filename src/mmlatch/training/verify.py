@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mmlatch.files import exception_line as _one_line
+
 OK, NOTE, PROBLEM = "ok", "note", "PROBLEM"
 
 
@@ -29,9 +31,6 @@ class Finding:
         return f"{self.status:<8} {self.message}"
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def _leftovers(root: Path) -> list[Finding]:

@@ -21,13 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from mmlatch.data.dataset import DataError, MultimodalDataset
+from mmlatch.data.readers._common import nonzero_steps, shift_to_front, strip_padding
 
 FORMATS: tuple[str, ...] = ("mult", "mmsa", "csd", "mfn", "own")
 _ALIASES = {"npz": "own", "mmlatch": "own"}
 _PICKLE_SUFFIXES = (".pkl", ".pickle")
 
 
-def _is_pickle(path: Path) -> bool:
+def is_pickle(path: Path) -> bool:
+    """Whether ``path`` is a pickle: by its suffix, else by its first bytes (the PROTO opcode)."""
     if path.suffix.lower() in _PICKLE_SUFFIXES:
         return True
     try:
@@ -63,7 +65,7 @@ def detect_format(path: str | os.PathLike[str]) -> str:
         return "own"
     if p.suffix == ".csd":
         return "csd"
-    if _is_pickle(p):
+    if is_pickle(p):
         return "pickle"
     if p.suffix == ".npz":
         if not zipfile.is_zipfile(p):
@@ -181,4 +183,12 @@ def read_path(
         raise DataError(f"{p}: could not read as {shown} data: {type(e).__name__}: {e}") from e
 
 
-__all__ = ["FORMATS", "detect_format", "read_path"]
+__all__ = [
+    "FORMATS",
+    "detect_format",
+    "is_pickle",
+    "nonzero_steps",
+    "read_path",
+    "shift_to_front",
+    "strip_padding",
+]

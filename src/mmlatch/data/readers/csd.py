@@ -187,7 +187,7 @@ def _entry(seq: _Seq, vid: str, where: str) -> tuple[np.ndarray, np.ndarray]:
     return feats, iv.astype(np.float64)
 
 
-def average_in_intervals(
+def average_overlapping_frames(
     ref: np.ndarray, intervals: np.ndarray, features: np.ndarray, eps: float = EPSILON
 ) -> np.ndarray:
     """Average the frames overlapping each reference interval (zeros where none).
@@ -349,7 +349,7 @@ def read_csd_words(path: str | os.PathLike[str]) -> dict[str, tuple[list[str], n
     return out
 
 
-def _feature_names(seq: _Seq, dim: int) -> list[str] | None:
+def _dimension_names(seq: _Seq, dim: int) -> list[str] | None:
     if seq.metadata is None or "dimension names" not in seq.metadata:
         return None
     try:
@@ -495,10 +495,10 @@ def read_csd(
                         f"columns, other videos have {dims[m]}"
                     )
                 if m not in names:
-                    names[m] = _feature_names(seq, dims[m]) or []
+                    names[m] = _dimension_names(seq, dims[m]) or []
                 if counter.count(feats, split=split, modality=m, file=seq.path):
                     np.nan_to_num(feats, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
-                aligned[m] = average_in_intervals(word_iv, iv, feats).astype(np.float32)
+                aligned[m] = average_overlapping_frames(word_iv, iv, feats).astype(np.float32)
             lab_feats, lab_iv = _entry(labels_seq, vid, where)
             if task is None:
                 label_dim = lab_feats.shape[1]
