@@ -169,10 +169,13 @@ __all__ = [
 ]
 
 
-def exception_line(exc: BaseException) -> str:
-    """An exception as one short line: its type and the first line of its message."""
+def exception_line(exc: BaseException, *, with_type: bool = True) -> str:
+    """An exception as one short line: its type (unless ``with_type`` is False) and the first
+    line of its message; the type alone when the message is empty."""
     text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    if not text:
+        return type(exc).__name__
+    return f"{type(exc).__name__}: {text[0]}" if with_type else text[0]
 
 
 def to_stderr(message: str) -> None:

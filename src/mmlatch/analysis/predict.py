@@ -51,6 +51,7 @@ from mmlatch.data import Split, TaskSpec, load_dataset
 from mmlatch.data.readers import nonzero_steps, shift_to_front, strip_padding
 from mmlatch.files import to_stderr as _stderr
 from mmlatch.training.config import TrainConfig
+from mmlatch.training.inference import infer
 from mmlatch.training.precision import resolve_inference_precision
 from mmlatch.training.run import describe_task, load_data, load_run_model, resolve_device
 
@@ -151,16 +152,14 @@ class RunPredictor:
         if self.engine == "torch":
             return collect_outputs(self.model, split, batch_size, self.device, self.precision)
         from mmlatch.analysis.export import OnnxEngine
-        from mmlatch.data.batching import make_loader
 
         lengths = list(split.lengths.values())
         unaligned = any(not np.array_equal(lengths[0], other) for other in lengths[1:])
         if unaligned not in self._onnx:
             self._onnx[unaligned] = OnnxEngine(self.model, self.modality_dims, unaligned, self.engine == "onnx-int8")
-        run = self._onnx[unaligned]
-        preds = [run(b.features, b.lengths) for b in make_loader(split, batch_size, shuffle=False)]
+        out = infer(self.model, split, batch_size=batch_size, forward=self._onnx[unaligned])
         width = int(self.task.num_outputs)
-        prediction = np.concatenate(preds).astype(np.float32) if preds else np.zeros((0, width), np.float32)
+        prediction = out.prediction.astype(np.float32) if out.ids else np.zeros((0, width), np.float32)
         return SplitOutputs(ids=list(split.ids), prediction=prediction, labels=split.labels)
 
     def _as_split(self, features: Mapping[str, Any], lengths: Any, padding: str | None = None) -> tuple[Split, bool]:

@@ -43,15 +43,13 @@ from mmlatch.files import exception_line as _one_line
 from mmlatch.files import to_stderr as _stderr
 from mmlatch.data import DataError, MultimodalDataset, TaskSpec, load_dataset
 from mmlatch.data.batching import make_loader
-from mmlatch.files import nan_to_none as _nan_to_none
 from mmlatch.files import WriteError, sha256_bytes, write_bytes, write_json, write_text
 from mmlatch.data.standardize import FeatureStats, auto_stats, describe_auto, fit_feature_stats
-from mmlatch.metrics import compute_metrics
 from mmlatch.models import count_parameters, create_model, get_entry, model_arguments
 from mmlatch.modules.standardize import Standardized
 from mmlatch.training.config import ConfigError, TrainConfig, save_config
+from mmlatch.training.inference import evaluate_model, predict_split
 from mmlatch.training.precision import (
-    inference_precision,
     precision_record,
     resolve_inference_precision,
     resolve_train_precision,
@@ -159,39 +157,6 @@ def _model_setting_error(cfg: TrainConfig, exc: Exception) -> str:
         return f"{named[0]}: {text} (model {cfg.model!r})"
     settings = ", ".join(f"{k}={v!r}" for k, v in given.items()) or "its defaults"
     return f"model {cfg.model!r} cannot be built with {settings}: {text}"
-
-
-@torch.inference_mode()
-def predict_split(
-    model: nn.Module, dataset: MultimodalDataset, split: str, batch_size: int = 64, device: str = "cpu",
-    precision: str = "32",
-) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Predictions of ``model`` (eval mode) on a whole split, in ``precision`` (``32`` or
-    ``bf16``: a resolved inference precision, see :mod:`mmlatch.training.precision`).
-
-    Returns:
-        predictions (N, num_outputs), labels (N, num_outputs), ids (N).
-    """
-    model.eval().to(device)
-    preds, labels, ids = [], [], []
-    for batch in make_loader(dataset.split(split), batch_size, shuffle=False):
-        batch = batch.to(device)
-        with inference_precision(precision, device):
-            preds.append(model(batch.features, batch.lengths).prediction.float().cpu())
-        labels.append(batch.labels.cpu())
-        ids.extend(batch.ids)
-    return torch.cat(preds).numpy(), torch.cat(labels).numpy(), ids
-
-
-def evaluate_model(
-    model: nn.Module, dataset: MultimodalDataset, split: str, device: str = "cpu", precision: str = "32"
-) -> dict[str, float]:
-    """The task's metrics of ``model`` on ``split``, computed over the whole split (forward
-    passes in ``precision``: ``32`` or ``bf16``)."""
-    pred, labels, _ = predict_split(model, dataset, split, device=device, precision=precision)
-    return compute_metrics(dataset.task, pred, labels)
-
-
 
 
 def read_checkpoint(path: Path, hint: str = "") -> dict[str, Any]:
