@@ -126,7 +126,7 @@ def run_labels(runs: Sequence[str | Path]) -> list[str]:
 
 def read_model_spec(run_dir: str | Path) -> dict[str, Any]:
     """A run's ``model.json`` (RunError naming the file when absent)."""
-    from mmlatch.training.run import read_model_json
+    from mmlatch.rundir import read_model_json
 
     return read_model_json(run_dir)
 

@@ -34,6 +34,14 @@ def register(app: typer.Typer) -> None:
     ``export`` and ``report`` to ``app``."""
     analyze = typer.Typer(help="Plots and tables from finished runs.", no_args_is_help=True)
     app.add_typer(analyze, name="analyze")
+    _add_per_run_analyses(analyze)
+    _add_comparisons(analyze)
+    _add_run_commands(app)
+    _add_outputs(app)
+
+
+def _add_per_run_analyses(analyze: typer.Typer) -> None:
+    """``analyze masks``, ``analyze gates``, ``analyze routing``."""
 
     @analyze.command("masks")
     def masks(
@@ -95,6 +103,10 @@ def register(app: typer.Typer) -> None:
         counts = table.drop_duplicates("class").set_index("class")["count"]
         cli.print_json({"png": str(png), "csv": str(csv), "counts": {k: int(v) for k, v in counts.items()}})
 
+
+def _add_comparisons(analyze: typer.Typer) -> None:
+    """``analyze incongruity`` and ``analyze curves`` (several runs)."""
+
     @analyze.command("incongruity")
     def incongruity(
         run: list[Path] = RUNS_OPT,
@@ -136,6 +148,10 @@ def register(app: typer.Typer) -> None:
         table = cli.run_guarded(training_curves, run, metric)
         png, csv = plot_curves(table, out or default_out(run[0], "curves.png"), metric)
         cli.print_json({"png": str(png), "csv": str(csv), "runs": list(dict.fromkeys(table["run"]))})
+
+
+def _add_run_commands(app: typer.Typer) -> None:
+    """``robustness`` and ``predict``."""
 
     @app.command("robustness")
     def robustness(
@@ -208,6 +224,10 @@ def register(app: typer.Typer) -> None:
 
         write_text(out, table.to_csv(index=False))
         typer.echo(f"wrote {len(table)} predictions to {out}")
+
+
+def _add_outputs(app: typer.Typer) -> None:
+    """``export`` and ``report``."""
 
     @app.command("export")
     def export(

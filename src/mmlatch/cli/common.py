@@ -25,7 +25,7 @@ def fail(message: str) -> None:
 ERROR_CLASSES = {
     "mmlatch.data.dataset": "DataError",
     "mmlatch.training.config": "ConfigError",
-    "mmlatch.training.run": "RunError",
+    "mmlatch.rundir": "RunError",
     "mmlatch.analysis.collect": "AnalysisError",
 }
 
