@@ -20,11 +20,9 @@ from mmlatch.cli.analysis_cmds import register
 from mmlatch.data import TaskSpec
 from mmlatch.training import load_config, train
 from mmlatch.training.run import load_data, load_run_model
+from conftest import tiny_settings
 
-TINY = [
-    "data_args.n_train=48", "data_args.n_valid=16", "data_args.n_test=24", "data_args.max_len=12",
-    "model_args.hidden=8", "batch_size=16", "threads=1", "progress=false",
-]
+TINY = tiny_settings(["progress=false"], n_test=24)
 runner = CliRunner()
 app = typer.Typer()
 register(app)

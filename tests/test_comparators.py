@@ -19,6 +19,7 @@ from mmlatch.models.raven import GatedShift, word_chunks
 from mmlatch.models.routing import CapsuleRouting, feature_subsets
 
 from padded import padded_modalities
+from conftest import tiny_settings
 
 DIMS = {"text": 6, "audio": 5, "visual": 4}
 SMALL = {
@@ -213,11 +214,7 @@ def test_two_modalities_work_for_every_comparator() -> None:
 
 # ----------------------------------------------------------------------------- analyze routing
 
-TINY = [
-    "data_args.n_train=32", "data_args.n_valid=16", "data_args.n_test=24", "data_args.max_len=10",
-    "model_args.hidden=8", "model_args.heads=2", "model_args.layers=1", "model_args.pose_dim=4",
-    "model_args.concept_dim=4", "batch_size=16", "threads=1",
-]
+TINY = tiny_settings(["model_args.heads=2", "model_args.layers=1", "model_args.pose_dim=4", "model_args.concept_dim=4"], n_train=32, n_test=24, max_len=10)
 
 
 def test_analyze_routing_writes_class_means_that_sum_to_one(tmp_path: Path) -> None:

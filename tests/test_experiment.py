@@ -17,11 +17,11 @@ import yaml
 
 from mmlatch.training import evaluate_run
 from mmlatch.training.experiment import load_experiment, run_experiment, summary_table
+from conftest import tiny_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 MMLATCH = [sys.executable, "-m", "mmlatch.cli.main"]
-TINY = ["data_args.n_train=48", "data_args.n_valid=16", "data_args.n_test=16", "data_args.max_len=10",
-        "model_args.hidden=8", "batch_size=16", "threads=1"]
+TINY = tiny_settings(max_len=10)
 
 
 def _write_exp(path: Path) -> Path:

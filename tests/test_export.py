@@ -16,6 +16,7 @@ from mmlatch.analysis.export import export_model, onnx_session, run_onnx
 from mmlatch.cli.analysis_cmds import register
 from mmlatch.models import create_model, list_models, model_arguments
 from mmlatch.training import load_config, train
+from conftest import tiny_settings
 
 DIMS = {"text": 6, "audio": 5, "visual": 4}
 SMALL_ARGS = {
@@ -25,10 +26,7 @@ SMALL_ARGS = {
 #: models that step through time in Python: a trace would freeze the number of steps, so
 #: they refuse to export (test_recurrent_memory_models_refuse_export)
 NO_EXPORT = ("mfn", "graph-mfn")
-TINY = [
-    "data_args.n_train=32", "data_args.n_valid=16", "data_args.n_test=16", "data_args.max_len=10",
-    "model_args.hidden=8", "batch_size=16", "threads=1", "progress=false", "modalities=[audio,visual]",
-]
+TINY = tiny_settings(["progress=false", "modalities=[audio,visual]"], n_train=32, max_len=10)
 runner = CliRunner()
 app = typer.Typer()
 register(app)

@@ -27,12 +27,10 @@ from mmlatch.cli.main import app
 from mmlatch.files import WriteError, write_text
 from mmlatch.rundir import LockedError, lock_files, writer_lock
 from mmlatch.training.run import RunError
+from conftest import tiny_settings
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-TINY = [
-    "data_args.n_train=48", "data_args.n_valid=16", "data_args.n_test=16", "data_args.max_len=12",
-    "model_args.hidden=8", "batch_size=16", "threads=1",
-]
+TINY = tiny_settings()
 runner = CliRunner()
 
 _HARNESS = """

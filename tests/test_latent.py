@@ -19,11 +19,9 @@ from mmlatch.cli.analysis_cmds import register
 from mmlatch.models import create_model
 from mmlatch.modules.transformer import masked_mean
 from mmlatch.training import load_config, train
+from conftest import tiny_settings
 
-TINY = [
-    "data_args.n_train=48", "data_args.n_valid=16", "data_args.n_test=24", "data_args.max_len=10",
-    "model_args.hidden=8", "batch_size=16", "threads=1", "progress=false", "standardize=true",
-]
+TINY = tiny_settings(["progress=false", "standardize=true"], n_test=24, max_len=10)
 runner = CliRunner()
 app = typer.Typer()
 register(app)

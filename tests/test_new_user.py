@@ -26,12 +26,10 @@ from mmlatch.data.convert import save_dataset
 from mmlatch.data.synthetic import make_synthetic
 from mmlatch.files import atomic_write, write_bytes, write_json, write_text
 from mmlatch.training.run import RunError
+from conftest import tiny_settings
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-TINY = [
-    "data_args.n_train=48", "data_args.n_valid=16", "data_args.n_test=16", "data_args.max_len=12",
-    "model_args.hidden=8", "batch_size=16", "threads=1",
-]
+TINY = tiny_settings()
 EPOCHS = 3
 runner = CliRunner()
 

@@ -20,12 +20,10 @@ from mmlatch.training.precision import (
     resolve_inference_precision,
     resolve_train_precision,
 )
+from conftest import tiny_settings
 
 runner = CliRunner()
-TINY = [
-    "data_args.n_train=32", "data_args.n_valid=16", "data_args.n_test=16", "data_args.max_len=8",
-    "model_args.hidden=8", "batch_size=16",
-]
+TINY = tiny_settings(n_train=32, max_len=8, threads=None)
 native = pytest.mark.skipif(not cpu_has_native_bf16(), reason="this CPU has no native bfloat16")
 
 

@@ -20,10 +20,10 @@ from typer.testing import CliRunner
 
 from mmlatch.cli.main import app
 from mmlatch.training.experiment import load_experiment, run_experiment
+from conftest import tiny_settings
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["data_args.n_train=32", "data_args.n_valid=16", "data_args.n_test=16", "data_args.max_len=8",
-        "model_args.hidden=8", "batch_size=16", "threads=1"]
+TINY = tiny_settings(n_train=32, max_len=8)
 HCTMG_TINY = ["model_args.encoder_layers=1", "model_args.fusion_layers=1"]
 
 

@@ -18,11 +18,9 @@ from mmlatch.cli.analysis_cmds import register
 from mmlatch.data import Split
 from mmlatch.models import create_model, list_models, model_arguments
 from mmlatch.training import evaluate_run, load_config, train
+from conftest import tiny_settings
 
-TINY = [
-    "data_args.n_train=48", "data_args.n_valid=16", "data_args.n_test=24", "data_args.max_len=12",
-    "model_args.hidden=8", "batch_size=16", "threads=1", "progress=false",
-]
+TINY = tiny_settings(["progress=false"], n_test=24)
 SMALL_ARGS = {"hidden": 8, "heads": 2, "layers": 1, "encoder_layers": 1, "fusion_layers": 1}
 DIMS = {"text": 6, "audio": 5, "visual": 4}
 runner = CliRunner()

@@ -13,12 +13,10 @@ from typer.testing import CliRunner
 
 from mmlatch.cli.main import app
 from mmlatch.training.threads import choose_threads
+from conftest import tiny_settings
 
 runner = CliRunner()
-TINY = [
-    "data_args.n_train=32", "data_args.n_valid=16", "data_args.n_test=16", "data_args.max_len=8",
-    "model_args.hidden=8", "batch_size=16",
-]
+TINY = tiny_settings(n_train=32, max_len=8, threads=None)
 
 
 # --- thread choice: a pure function of cores, load, request and environment ---------------

@@ -17,12 +17,10 @@ from mmlatch.data.synthetic import make_synthetic, text_flags
 from mmlatch.metrics import SENTIMENT_METRICS
 from mmlatch.models import create_model, list_models
 from mmlatch.training import TrainConfig, load_config
+from conftest import tiny_settings
 
 CONFIGS = Path(__file__).resolve().parents[1] / "src" / "mmlatch" / "configs"
-TINY = [
-    "data_args.n_train=48", "data_args.n_valid=16", "data_args.n_test=16", "data_args.max_len=12",
-    "model_args.hidden=8", "batch_size=16", "threads=1",
-]
+TINY = tiny_settings()
 runner = CliRunner()
 
 

@@ -9,6 +9,9 @@ exactly when they can read the CSVs and plots beside them. The file is flushed t
 file-size limit (EFBIG), an I/O error or a refused permission fails the write while the old
 file is still whole: :class:`WriteError` names the file and the reason in one line.
 
+Also the two text helpers every layer shares: :func:`exception_line` (an exception as one
+line) and :func:`to_stderr` (a message line on standard error).
+
 Lowest layer: no torch, no numpy; every other layer may import it.
 """
 
@@ -164,3 +167,19 @@ __all__ = [
     "write_json",
     "write_text",
 ]
+
+
+def exception_line(exc: BaseException, *, with_type: bool = True) -> str:
+    """An exception as one short line: its type (unless ``with_type`` is False) and the first
+    line of its message; the type alone when the message is empty."""
+    text = str(exc).strip().splitlines()
+    if not text:
+        return type(exc).__name__
+    return f"{type(exc).__name__}: {text[0]}" if with_type else text[0]
+
+
+def to_stderr(message: str) -> None:
+    """``message`` as one line on standard error (flushed: it interleaves with progress)."""
+    import sys
+
+    print(message, file=sys.stderr, flush=True)

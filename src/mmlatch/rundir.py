@@ -1,4 +1,20 @@
-"""One writer per output: a lock taken before anything is written.
+"""The run directory: its layout, saving and loading its files, its resume state, one writer
+at a time (the lock) and its integrity (the weights' SHA-256).
+
+Layout of a run directory (written by ``mmlatch train``, ``mmlatch import``):
+
+- ``config.yaml``: the fully resolved training config;
+- ``model.json``: what rebuilds the model (name, builder arguments, modality dims, task) and
+  ``weights_sha256``, the SHA-256 of ``model.safetensors``, checked on every load;
+- ``model.safetensors``: the best weights (what ``evaluate``/``predict`` load);
+- ``checkpoints/best.ckpt``, ``checkpoints/last.ckpt`` (Lightning, with their SHA-256 in
+  ``checkpoints/checksums.json``): what resuming reads;
+- ``log/metrics.csv``, ``metrics.json``, ``timing.json``, ``environment.json``.
+
+Every file is written atomically (:mod:`mmlatch.files`), the weights before the
+``model.json`` that names their hash.
+
+One writer per output: a lock taken before anything is written.
 
 ``train``, ``experiment``, ``import`` and ``extract`` hold :func:`writer_lock` on their
 output for as long as they write it. The lock is a ``filelock`` lock (``flock`` on Linux and
@@ -14,7 +30,8 @@ Files:
 - a single output file ``OUT`` (``extract``): ``.OUT.lock`` and ``.OUT.lock.holder.json``
   beside it.
 
-Lowest layer with :mod:`mmlatch.files`: no torch, no numpy.
+Low layer, beside :mod:`mmlatch.data`: imports only :mod:`mmlatch.files` (torch and
+safetensors inside the functions that need them).
 """
 
 from __future__ import annotations
@@ -31,7 +48,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from mmlatch.files import WriteError, write_json
+from mmlatch.files import WriteError, exception_line, sha256_bytes, write_bytes, write_json
 
 LOCK_NAME = ".lock"
 HOLDER_SUFFIX = ".holder.json"
@@ -39,6 +56,20 @@ HOLDER_SUFFIX = ".holder.json"
 #: locks this process holds: (lock file, thread) -> [FileLock, depth]; nested takes share one
 _HELD: dict[tuple[str, int], list[Any]] = {}
 _GUARD = threading.Lock()
+
+
+CONFIG = "config.yaml"
+MODEL_JSON = "model.json"
+WEIGHTS = "model.safetensors"
+METRICS = "metrics.json"
+TIMING = "timing.json"
+ENVIRONMENT = "environment.json"
+EPOCH_LOG = "log/metrics.csv"
+CHECKPOINTS = "checkpoints"
+LAST_CHECKPOINT = "checkpoints/last.ckpt"
+BEST_CHECKPOINT = "checkpoints/best.ckpt"
+#: the files every finished run directory has (what ``evaluate``/``predict``/``analyze`` read)
+RUN_FILES: tuple[str, ...] = (MODEL_JSON, WEIGHTS, CONFIG)
 
 
 class LockedError(RuntimeError):
@@ -216,4 +247,166 @@ def is_locked(target: str | Path, *, directory: bool = True) -> str | None:
     return None
 
 
-__all__ = ["LockedError", "describe_holder", "is_locked", "lock_files", "pid_alive", "read_holder", "writer_lock"]
+# ----------------------------------------------------------------------------- run files
+
+
+class RunError(RuntimeError):
+    """A run directory is missing or incomplete; the message names the file."""
+
+
+def fresh_start(out: Path) -> None:
+    """Remove what a previous run in ``out`` left that a new run would not overwrite at once."""
+    for old in (out / "checkpoints").glob("*.ckpt") if (out / "checkpoints").is_dir() else []:
+        old.unlink()
+    (out / "checkpoints" / "checksums.json").unlink(missing_ok=True)
+    (out / "metrics.json").unlink(missing_ok=True)
+
+
+def write_failure(exc: WriteError, out: Path) -> str:
+    """One line: what could not be written, where, why, and that re-running resumes."""
+    name = Path(exc.path or "").name
+    what = {
+        "last.ckpt": "the last checkpoint", "best.ckpt": "the best checkpoint",
+        "checksums.json": "the checkpoint checksums", "model.safetensors": "the best weights",
+        "metrics.json": "the metrics", "metrics.csv": "the epoch log", "timing.json": "the timing",
+        "model.json": "the model description", "config.yaml": "the run config",
+        "environment.json": "the environment record",
+    }.get(name, "a file of the run")
+    last = out / "checkpoints" / "last.ckpt"
+    resume_from = ""
+    if last.is_file():
+        with contextlib.suppress(Exception):
+            import torch
+
+            epoch = int(torch.load(last, map_location="cpu", weights_only=True).get("epoch", -1)) + 1
+            resume_from = f" (checkpoints/last.ckpt holds epoch {epoch})"
+    return (
+        f"{str(exc).replace('could not write ', f'could not write {what}: ', 1)}; "
+        f"files saved before are intact: free space (or fix the permission) and re-run the same "
+        f"command to resume{resume_from}"
+    )
+
+
+def read_model_json(run_dir: str | Path) -> dict[str, Any]:
+    """A run's ``model.json``; RunError naming the file when absent or malformed."""
+    path = Path(run_dir) / "model.json"
+    if not path.is_file():
+        raise RunError(f"run directory {str(run_dir)!r} has no model.json: is it a finished run?")
+    try:
+        spec = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RunError(f"{path}: not valid JSON ({exception_line(exc)})") from None
+    missing = [k for k in ("model", "model_args", "modality_dims", "task") if not isinstance(spec, dict) or k not in spec]
+    if missing:
+        raise RunError(f"{path}: not a model description (missing {missing})")
+    return spec
+
+
+def check_weights(weights_file: Path, blob: bytes, spec: dict[str, Any]) -> str | None:
+    """Compare the weights' bytes with ``weights_sha256`` of model.json.
+
+    Returns:
+        None when they match, "no stored hash" for runs written before hashes were stored.
+    Raises:
+        RunError: they differ (the message names the file).
+    """
+    stored = spec.get("weights_sha256")
+    if not stored:
+        return "no stored hash"
+    if sha256_bytes(blob) != stored:
+        raise RunError(
+            f"{weights_file}: SHA-256 differs from the one model.json recorded when it was written "
+            f"(the file changed afterwards: flipped bits, a partial copy or another run's weights)"
+        )
+    return None
+
+
+def require_run_files(run_dir: str | Path, names: tuple[str, ...] = RUN_FILES) -> Path:
+    """``run_dir`` as a Path; RunError naming the first of ``names`` (default: the files of
+    a finished run) it lacks."""
+    run = Path(run_dir)
+    for name in names:
+        if not (run / name).is_file():
+            raise RunError(f"run directory {str(run)!r} has no {name}: is it a finished run?")
+    return run
+
+
+def save_weights(run_dir: str | Path, state_dict: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    """Write ``model.safetensors`` then ``model.json`` (``spec`` plus the weights' SHA-256),
+    both atomically, the weights first so a model.json never names weights not yet written.
+
+    Returns:
+        The ``model.json`` content written.
+    """
+    from safetensors.torch import save as save_safetensors
+
+    run = Path(run_dir)
+    blob = save_safetensors({k: v.contiguous() for k, v in state_dict.items()})
+    write_bytes(run / WEIGHTS, blob)
+    spec = {**spec, "weights_sha256": sha256_bytes(blob)}
+    write_json(run / MODEL_JSON, spec)
+    return spec
+
+
+def read_weights(run_dir: str | Path, spec: dict[str, Any]) -> dict[str, Any]:
+    """A run's ``model.safetensors`` as a state dict, checked against ``spec``'s SHA-256.
+
+    Raises:
+        RunError: unreadable, truncated or changed since ``model.json`` was written.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load as load_safetensors
+
+    weights_file = Path(run_dir) / WEIGHTS
+    try:
+        blob = weights_file.read_bytes()
+        weights = load_safetensors(blob)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise RunError(f"{weights_file}: not a readable safetensors file, truncated or corrupt ({exception_line(exc)})") from None
+    check_weights(weights_file, blob, spec)
+    return weights
+
+
+def read_metrics(run_dir: str | Path) -> dict[str, Any]:
+    """A finished run's ``metrics.json``."""
+    return json.loads((Path(run_dir) / METRICS).read_text())
+
+
+def previous_seconds(run_dir: str | Path) -> float:
+    """Training seconds an interrupted run already spent (``timing.json``), else 0."""
+    timing = Path(run_dir) / TIMING
+    return float(json.loads(timing.read_text())["seconds"]) if timing.is_file() else 0.0
+
+
+def resume_state(run_dir: str | Path) -> str:
+    """What a directory holds for ``train``: ``finished`` (config and metrics), ``unfinished``
+    (config and ``checkpoints/last.ckpt``: resumable) or ``empty`` (nothing to resume)."""
+    run = Path(run_dir)
+    if not (run / CONFIG).is_file():
+        return "empty"
+    if (run / METRICS).is_file():
+        return "finished"
+    return "unfinished" if (run / LAST_CHECKPOINT).is_file() else "empty"
+
+
+__all__ = [
+    "RUN_FILES",
+    "LockedError",
+    "RunError",
+    "check_weights",
+    "describe_holder",
+    "fresh_start",
+    "is_locked",
+    "lock_files",
+    "pid_alive",
+    "previous_seconds",
+    "read_holder",
+    "read_metrics",
+    "read_model_json",
+    "read_weights",
+    "require_run_files",
+    "resume_state",
+    "save_weights",
+    "write_failure",
+    "writer_lock",
+]

@@ -18,7 +18,7 @@ from mmlatch.data.dataset import DataError
 from mmlatch.data.readers import read_path
 from mmlatch.data.readers.csd import (
     SDK_FOLD_MODULES,
-    average_in_intervals,
+    average_overlapping_frames,
     load_folds,
     read_csd,
     read_csd_words,
@@ -256,7 +256,7 @@ def test_average_in_intervals_unsorted_overlapping_frames() -> None:
     iv = np.array([[0.5, 1.5], [0.0, 3.0], [0.2, 0.4]])  # ends not monotone after sorting by start
     feats = np.array([[2.0], [4.0], [9.0]])
     # word 0: all three -> 5; word 1: [0.5,1.5], [0,3] -> 3; word 2: none -> 0
-    np.testing.assert_allclose(average_in_intervals(ref, iv, feats), [[5.0], [3.0], [0.0]])
+    np.testing.assert_allclose(average_overlapping_frames(ref, iv, feats), [[5.0], [3.0], [0.0]])
 
 
 def test_load_folds(tmp_path: Path) -> None:

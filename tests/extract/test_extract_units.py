@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mmlatch.extract import ExtractError, build_spec, check_compatible, normalise, restrict, tokenize
-from mmlatch.extract.align import average_in_intervals
+from mmlatch.extract.align import average_frames_in_words
 from mmlatch.extract.spec import normalisation_stats
 from mmlatch.extract.text import WordVectors
 
@@ -21,7 +21,7 @@ def test_average_in_intervals_by_hand():
     frames = np.array([[0.0, 1.0], [2.0, np.nan], [4.0, 5.0], [6.0, 7.0]], np.float32)
     times = np.array([0.05, 0.15, 0.25, 0.35])
     iv = np.array([[0.0, 0.2], [0.2, 0.4], [0.31, 0.32]])
-    out = average_in_intervals(frames, times, iv)
+    out = average_frames_in_words(frames, times, iv)
     # word 0: frames 0,1 -> (1, 1) with NaN ignored; word 1: frames 2,3; word 2: no frame inside -> nearest (0.35)
     np.testing.assert_allclose(out, [[1.0, 1.0], [5.0, 6.0], [6.0, 7.0]])
 

@@ -1,8 +1,8 @@
 """What every analysis starts from: a finished run, its data, and its outputs on a split.
 
-A run's outputs are collected batch by batch exactly as :func:`mmlatch.training.run.predict_split`
-does it (same loader, same batch size, same order), so predictions collected here are
-bit-identical to the ones ``mmlatch evaluate`` scores. Besides the predictions, the outputs
+A run's outputs are collected by :func:`mmlatch.training.inference.infer`, the loop
+``mmlatch evaluate`` scores with (same loader, same batch size, same order), so predictions
+collected here are bit-identical to the ones it scores. Besides the predictions, the outputs
 keep what the analyses read from :class:`~mmlatch.modules.outputs.ModelOutput`:
 
 - ``mask_means``: for top-down models, each sample's mask averaged over its REAL steps
@@ -25,19 +25,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 from torch import nn
 
-from mmlatch.data import MultimodalDataset, TaskSpec, load_dataset
-from mmlatch.data.batching import make_loader
+from mmlatch.data import MultimodalDataset, load_dataset
 from mmlatch.data.dataset import Split
 from mmlatch.training.config import TrainConfig
-from mmlatch.training.precision import inference_precision
+from mmlatch.training.inference import BATCH_SIZE, infer
 from mmlatch.training.run import RunError, check_task, load_data, load_run_model
-
-#: batch size of :func:`collect_outputs`; the same as ``predict_split``'s default
-BATCH_SIZE = 64
-
 
 class AnalysisError(ValueError):
     """An analysis cannot be made from what it was given; the message says why."""
@@ -132,7 +126,7 @@ def run_labels(runs: Sequence[str | Path]) -> list[str]:
 
 def read_model_spec(run_dir: str | Path) -> dict[str, Any]:
     """A run's ``model.json`` (RunError naming the file when absent)."""
-    from mmlatch.training.run import read_model_json
+    from mmlatch.rundir import read_model_json
 
     return read_model_json(run_dir)
 
@@ -159,50 +153,27 @@ class SplitOutputs:
     gate: np.ndarray | None = None
 
 
-@torch.inference_mode()
 def collect_outputs(
     model: nn.Module, split: Split, batch_size: int = BATCH_SIZE, device: str = "cpu", precision: str = "32"
 ) -> SplitOutputs:
-    """Run ``model`` (eval mode) over ``split`` and keep predictions, masks and extras.
-
-    Batches are made as in ``predict_split`` (so predictions are identical to it), in
+    """Run ``model`` (eval mode) over ``split`` and keep predictions, masks and extras
+    (through :func:`mmlatch.training.inference.infer`, the one inference loop), in
     ``precision`` (a resolved inference precision: ``32`` or ``bf16``, see
     :mod:`mmlatch.training.precision`).
 
     Returns:
         The split's :class:`SplitOutputs`.
     """
-    model.eval().to(device)
-    preds: list[torch.Tensor] = []
-    mask_sums: dict[str, list[torch.Tensor]] = {}
-    extras: dict[str, list[torch.Tensor]] = {"unimodal": [], "gate": []}
-    has_masks = True
-    for batch in make_loader(split, batch_size, shuffle=False):
-        batch = batch.to(device)
-        with inference_precision(precision, device):
-            out = model(batch.features, batch.lengths)
-        preds.append(out.prediction.float().cpu())
-        if out.masks is None:
-            has_masks = False
-        elif has_masks:
-            for k, mask in out.masks.items():  # (B, L, F_k), zero at padding
-                lengths = batch.lengths[k].to(mask.dtype).unsqueeze(1)  # (B, 1)
-                mask_sums.setdefault(k, []).append((mask.sum(dim=1) / lengths).float().cpu())
-        for key in extras:
-            if out.extras is not None and key in out.extras:
-                extras[key].append(out.extras[key].float().cpu())
-    n_batches = len(preds)
-
-    def stacked(parts: list[torch.Tensor]) -> np.ndarray | None:
-        return torch.cat(parts).numpy() if parts and len(parts) == n_batches else None
-
+    out = infer(
+        model, split, batch_size=batch_size, device=device, precision=precision, masks=True, extras=("unimodal", "gate")
+    )
     return SplitOutputs(
         ids=list(split.ids),
-        prediction=torch.cat(preds).numpy() if preds else np.zeros((0, 0), np.float32),
+        prediction=out.prediction,
         labels=split.labels,
-        mask_means={k: torch.cat(v).numpy() for k, v in mask_sums.items()} if has_masks and mask_sums else None,
-        unimodal=stacked(extras["unimodal"]),
-        gate=stacked(extras["gate"]),
+        mask_means=out.mask_means,
+        unimodal=out.extras.get("unimodal"),
+        gate=out.extras.get("gate"),
     )
 
 

@@ -33,7 +33,7 @@ Single-output regression only (the centre is 0 for sentiment, else the train-lab
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,10 +54,11 @@ from mmlatch.analysis.collect import (
     save_figure,
 )
 from mmlatch.analysis.incongruity import GROUPS, grouping, sign_centre
-from mmlatch.data.batching import make_loader
+from mmlatch.data.batching import Batch
 from mmlatch.models.hctmg import HCTMG
 from mmlatch.models.mult import MulT
 from mmlatch.modules.transformer import masked_mean
+from mmlatch.training.inference import infer
 
 COLUMNS = ["run", "model", "target", "sources", "group", "n", "mae_before", "mae_after", "flip", "harmful", "helpful"]
 
@@ -82,40 +83,30 @@ def crossmodal_paths(model: nn.Module) -> list[tuple[str, str, nn.Module, nn.Mod
     )
 
 
-@torch.inference_mode()
 def pooled_paths(run: RunData, split: str, batch_size: int = BATCH_SIZE, device: str = "cpu") -> dict[str, Any]:
-    """Pooled before/after representations of every crossmodal path on one split.
+    """Pooled before/after representations of every crossmodal path on one split (recorded
+    by :func:`mmlatch.training.inference.infer`'s latent probes).
 
     Returns:
         ``{"ids": [...], "labels": (N,), "paths": [(target, sources, before (N, d), after (N, d))]}``.
     """
     model = run.model.eval().to(device)
     paths = crossmodal_paths(model)
-    records: list[dict[str, Tensor]] = [{} for _ in paths]
-    hooks = []
-    for i, (_, _, before, after) in enumerate(paths):
-        hooks.append(before.register_forward_hook(lambda mod, inp, out, i=i: records[i].__setitem__("before", out)))
-        hooks.append(after.register_forward_hook(lambda mod, inp, out, i=i: records[i].__setitem__("after", out)))
-    pooled: list[dict[str, list[np.ndarray]]] = [{"before": [], "after": []} for _ in paths]
-    ids: list[str] = []
-    labels: list[np.ndarray] = []
-    try:
-        for batch in make_loader(run.dataset.split(split), batch_size, shuffle=False):
-            batch = batch.to(device)
-            model(batch.features, batch.lengths)
-            for i, (target, _, _, _) in enumerate(paths):
-                for key in ("before", "after"):
-                    x = records[i][key]  # (B, L_target, d), the last call of the batch's forward
-                    pooled[i][key].append(masked_mean(x, batch.lengths[target]).float().cpu().numpy())
-            ids.extend(batch.ids)
-            labels.append(batch.labels[:, 0].float().cpu().numpy())
-    finally:
-        for h in hooks:
-            h.remove()
+
+    def pooled(target: str) -> Callable[[Tensor, Batch], Tensor]:
+        # (B, L_target, d), the last call of the batch's forward -> (B, d) over real steps
+        return lambda x, batch: masked_mean(x, batch.lengths[target])
+
+    probes = {}
+    for i, (target, _, before, after) in enumerate(paths):
+        probes[f"{i}/before"] = (before, pooled(target))
+        probes[f"{i}/after"] = (after, pooled(target))
+    out = infer(model, run.dataset.split(split), batch_size=batch_size, device=device, labels=True, latents=probes)
+    assert out.labels is not None
     return {
-        "ids": ids,
-        "labels": np.concatenate(labels),
-        "paths": [(t, s, np.concatenate(p["before"]), np.concatenate(p["after"])) for (t, s, _, _), p in zip(paths, pooled)],
+        "ids": out.ids,
+        "labels": out.labels[:, 0].astype(np.float32),
+        "paths": [(t, s, out.latents[f"{i}/before"], out.latents[f"{i}/after"]) for i, (t, s, _, _) in enumerate(paths)],
     }
 
 

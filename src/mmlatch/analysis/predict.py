@@ -16,7 +16,8 @@ the readers do (MulT's pickles and some MFN files pad at the front).
 
 Files (``mmlatch predict --run DIR --data PATH``): every format the readers know is read by
 them when it has labels (so predictions are exactly those ``mmlatch evaluate`` scores).
-Files WITHOUT labels are read here:
+Files WITHOUT labels are read by :mod:`mmlatch.data.readers.unlabelled` (reading is the data
+layer's job alone):
 
 - the own format (``mmlatch data convert``) with the ``<split>/labels`` entries left out;
 - MulT-style pickles without ``labels`` (any split names, or one flat dict of arrays read
@@ -36,8 +37,6 @@ steps and all features).
 from __future__ import annotations
 
 import warnings
-import zipfile
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,15 +47,13 @@ import pandas as pd
 from torch import nn
 
 from mmlatch.analysis.collect import BATCH_SIZE, AnalysisError, SplitOutputs, collect_outputs, fit_dataset
-from mmlatch.data import DataError, Split, TaskSpec, load_dataset
-from mmlatch.data.readers._common import nonzero_steps, shift_to_front, strip_padding
+from mmlatch.data import Split, TaskSpec, load_dataset
+from mmlatch.data.readers import nonzero_steps, shift_to_front, strip_padding
+from mmlatch.files import to_stderr as _stderr
 from mmlatch.training.config import TrainConfig
+from mmlatch.training.inference import infer
 from mmlatch.training.precision import resolve_inference_precision
 from mmlatch.training.run import describe_task, load_data, load_run_model, resolve_device
-
-#: file key -> modality name for pickles and plain .npz files
-_MODALITY_KEYS: dict[str, str] = {"text": "text", "audio": "audio", "vision": "visual", "visual": "visual"}
-_MMSA_MARKERS = ("raw_text", "text_bert", "audio_lengths", "vision_lengths", "annotations")
 
 
 @dataclass
@@ -155,16 +152,14 @@ class RunPredictor:
         if self.engine == "torch":
             return collect_outputs(self.model, split, batch_size, self.device, self.precision)
         from mmlatch.analysis.export import OnnxEngine
-        from mmlatch.data.batching import make_loader
 
         lengths = list(split.lengths.values())
         unaligned = any(not np.array_equal(lengths[0], other) for other in lengths[1:])
         if unaligned not in self._onnx:
             self._onnx[unaligned] = OnnxEngine(self.model, self.modality_dims, unaligned, self.engine == "onnx-int8")
-        run = self._onnx[unaligned]
-        preds = [run(b.features, b.lengths) for b in make_loader(split, batch_size, shuffle=False)]
+        out = infer(self.model, split, batch_size=batch_size, forward=self._onnx[unaligned])
         width = int(self.task.num_outputs)
-        prediction = np.concatenate(preds).astype(np.float32) if preds else np.zeros((0, width), np.float32)
+        prediction = out.prediction.astype(np.float32) if out.ids else np.zeros((0, width), np.float32)
         return SplitOutputs(ids=list(split.ids), prediction=prediction, labels=split.labels)
 
     def _as_split(self, features: Mapping[str, Any], lengths: Any, padding: str | None = None) -> tuple[Split, bool]:
@@ -286,8 +281,6 @@ def load_run(
     return RunPredictor(model, spec, cfg, Path(run_dir), dev, chosen)
 
 
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr)
 
 
 # ----------------------------------------------------------------------------- files
@@ -296,29 +289,24 @@ def _stderr(message: str) -> None:
 def read_for_prediction(
     path: str, predictor: RunPredictor, reader_options: Mapping[str, Any] | None = None
 ) -> tuple[dict[str, Split], bool]:
-    """Read ``path`` with or without labels, restricted to the run's modalities.
+    """Read ``path`` with or without labels (through :mod:`mmlatch.data`), restricted to the
+    run's modalities.
 
     Returns:
         (split name -> Split, whether the file has labels). Unlabelled splits have NaN
         labels (N, label width).
     """
-    from mmlatch.data.convert import is_own_file
+    from mmlatch.data.readers.unlabelled import read_prediction_file as read_file
 
     options = dict(reader_options or {})
-    p = Path(path)
-    fmt = options.get("format")
-    policy = options.get("on_nonfinite", "zero")
-    if path != "synthetic" and p.is_file() and fmt in (None, "own", "npz", "mmlatch", "mult", "mmsa"):
-        splits: dict[str, Split] | None = None
-        if is_own_file(p):
-            splits = _own_without_labels(p, predictor)
-        elif _is_pickle(p):
-            return _read_pickle(p, predictor, policy)
-        elif zipfile.is_zipfile(p) and fmt is None:
-            return _plain_npz(p, predictor, policy)
-        if splits is not None:
-            return splits, False
-    if path == predictor.config.data and not options:
+    got = read_file(
+        path, predictor.modalities, predictor.label_width, options.get("format"), options.get("on_nonfinite", "zero")
+    )
+    if got is not None and got.dataset is None:
+        return got.splits, got.labelled
+    if got is not None:
+        dataset = got.dataset
+    elif path == predictor.config.data and not options:
         dataset = load_data(predictor.config)  # the run's own data, with its data_args
     else:
         dataset = load_dataset(path, **options)
@@ -403,164 +391,6 @@ def _label_columns(task: TaskSpec, labels: np.ndarray) -> dict[str, np.ndarray]:
     if labels.shape[1] == 1:
         return {"label": labels[:, 0]}
     return {f"label_{c}": labels[:, i] for i, c in enumerate(task.label_names)}
-
-
-def _is_pickle(path: Path) -> bool:
-    from mmlatch.data.readers import _is_pickle as is_pickle
-
-    return is_pickle(path)
-
-
-def _unlabelled_split(
-    arrays: dict[str, np.ndarray],
-    given: dict[str, np.ndarray],
-    ids: list[str],
-    side: str,
-    predictor: RunPredictor,
-    where: str,
-    counter: Any,
-    split: str,
-) -> Split:
-    """A file's modality arrays -> an end-padded Split of the run's modalities, NaN labels.
-
-    Padding is decided over all the file's modalities (as the readers do), then the run's
-    modalities are kept.
-    """
-    from mmlatch.data.readers._common import as_float32, check_features, strip_padding, zero_nonfinite
-
-    missing = [m for m in predictor.modalities if m not in arrays]
-    if missing:
-        raise DataError(f"{where}: no features for modality {missing} (the run uses {predictor.modalities}); "
-                        f"found {sorted(arrays)}")
-    features: dict[str, np.ndarray] = {}
-    n = len(ids)
-    for m, x in arrays.items():
-        x = as_float32(check_features(x, where, m, n), copy=True)
-        counter.count(x, split=split, modality=m, file=where)
-        features[m] = x
-    lengths = strip_padding(features, side, explicit=given)  # type: ignore[arg-type]
-    for x in features.values():
-        zero_nonfinite(x)
-    labels = np.full((n, predictor.label_width), np.nan, np.float32)
-    keep = predictor.modalities
-    return Split({m: features[m] for m in keep}, {m: lengths[m] for m in keep}, labels, ids)
-
-
-def _given_lengths(values: Any, where: str, key: str, n: int, seq_len: int) -> np.ndarray:
-    from mmlatch.data.readers._common import require_numeric
-
-    ln = np.asarray(require_numeric(np.asarray(values), where, key)).astype(np.int64).reshape(-1)
-    if ln.shape != (n,):
-        raise DataError(f"{where}: key {key!r} has {ln.size} lengths for {n} samples")
-    if n and (ln.min() < 0 or ln.max() > seq_len):
-        raise DataError(f"{where}: key {key!r}: lengths span [{ln.min()}, {ln.max()}], outside [0, {seq_len}]")
-    return np.maximum(ln, 1)
-
-
-def _split_from_arrays(
-    part: Mapping[str, Any], predictor: RunPredictor, path: Path, split: str, side: str, counter: Any
-) -> Split:
-    from mmlatch.data.readers._common import ids_from_array
-
-    where = f"{path}, split {split!r}"
-    arrays = {_MODALITY_KEYS[k]: v for k, v in part.items() if k in _MODALITY_KEYS}
-    if not arrays:
-        raise DataError(f"{where}: no modality arrays (text, audio, vision/visual); found keys {sorted(map(str, part))}")
-    first = next(iter(arrays.values()))
-    n = int(np.shape(first)[0])
-    given: dict[str, np.ndarray] = {}
-    for mod in arrays:
-        keys = [f"{k}_lengths" for k, v in _MODALITY_KEYS.items() if v == mod] + ["lengths"]
-        lkey = next((k for k in keys if k in part), None)
-        if lkey is not None:
-            given[mod] = _given_lengths(part[lkey], where, lkey, n, int(np.shape(arrays[mod])[1]))
-    id_key = "id" if "id" in part else "ids" if "ids" in part else None
-    ids = ids_from_array(part[id_key], n, where, id_key) if id_key else [f"{split}[{i}]" for i in range(n)]
-    return _unlabelled_split(arrays, given, ids, side, predictor, where, counter, split)
-
-
-def _read_pickle(path: Path, predictor: RunPredictor, on_nonfinite: str) -> tuple[dict[str, Split], bool]:
-    """A MulT/MMSA pickle: through the readers when it has labels, else as unlabelled splits."""
-    from mmlatch.data.readers import mmsa, mult
-    from mmlatch.data.readers._common import NonfiniteCounter
-    from mmlatch.data.safe_pickle import safe_load_pickle
-
-    data = safe_load_pickle(path)
-    if not isinstance(data, dict):
-        raise DataError(f"{path}: a pickle holding a {type(data).__name__}, expected a dict")
-    if any(k in data for k in _MODALITY_KEYS):
-        parts = {"data": data}  # one flat split
-    else:
-        parts = {str(k): v for k, v in data.items() if isinstance(v, dict)}
-        if not parts:
-            raise DataError(f"{path}: neither split dicts nor modality arrays; found keys {sorted(map(str, data))}")
-    if any("regression_labels" in p for p in parts.values()):
-        ds = mmsa.mmsa_from_dict(data, path, on_nonfinite=on_nonfinite)
-    elif any("labels" in p for p in parts.values()):
-        ds = mult.mult_from_dict(data, path, on_nonfinite=on_nonfinite)
-    else:
-        counter = NonfiniteCounter(on_nonfinite, path)
-        out = {}
-        for name, part in parts.items():
-            side = "end" if any(k in part for k in _MMSA_MARKERS) else "front"
-            out[name] = _split_from_arrays(part, predictor, path, name, side, counter)
-        counter.finish()
-        return out, False
-    return _labelled_splits(ds, predictor)
-
-
-def _plain_npz(path: Path, predictor: RunPredictor, on_nonfinite: str) -> tuple[dict[str, Split], bool]:
-    """A plain .npz of modality arrays (split ``data``); its ``labels`` are kept if present."""
-    from mmlatch.data.readers._common import NonfiniteCounter
-
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            part = {k: z[k] for k in z.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as e:
-        raise DataError(f"{path}: not a readable .npz file: {e}") from e
-    counter = NonfiniteCounter(on_nonfinite, path)
-    split = _split_from_arrays(part, predictor, path, "data", "end", counter)
-    counter.finish()
-    if "labels" in part:
-        labels = np.asarray(part["labels"], dtype=np.float32).reshape(len(split), -1)
-        if labels.shape[1] != predictor.label_width:
-            raise DataError(f"{path}: labels have shape {labels.shape}, the run's task needs (N, {predictor.label_width})")
-        split.labels = labels
-        return {"data": split}, True
-    return {"data": split}, False
-
-
-def _own_without_labels(path: Path, predictor: RunPredictor) -> dict[str, Split] | None:
-    """Splits of an own-format file whose label entries are left out; None when it has labels."""
-    import json
-
-    from mmlatch.data.convert import META_KEY
-
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(str(z[META_KEY]))
-            names = list(meta["splits"])
-            if all(f"{s}/labels" in z.files for s in names):
-                return None
-            out = {}
-            for s in names:
-                missing = [m for m in predictor.modalities if f"{s}/{m}/features" not in z.files]
-                if missing:
-                    raise DataError(f"{path}: split {s!r} has no features for modality {missing}")
-                feats = {m: z[f"{s}/{m}/features"] for m in predictor.modalities}
-                lens = {m: z[f"{s}/{m}/lengths"].astype(np.int64) for m in predictor.modalities}
-                n = int(next(iter(lens.values())).shape[0])
-                ids = [str(v) for v in z[f"{s}/ids"]] if f"{s}/ids" in z.files else [f"{s}[{i}]" for i in range(n)]
-                labels = (
-                    z[f"{s}/labels"] if f"{s}/labels" in z.files
-                    else np.full((n, predictor.label_width), np.nan, np.float32)
-                )
-                out[s] = Split(feats, lens, labels, ids)
-    except DataError:
-        raise
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as e:
-        raise DataError(f"{path}: could not read as an mmlatch dataset: {type(e).__name__}: {e}") from e
-    return out
 
 
 __all__ = ["Prediction", "RunPredictor", "load_run", "predict_file", "read_for_prediction"]

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mmlatch import rundir
 from mmlatch.analysis.collect import AnalysisError, load_run_data, read_epoch_log
 from mmlatch.files import write_text
 
@@ -244,18 +245,10 @@ def _page(title: str, sections: list[tuple[str, str]]) -> str:
             f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>\n")
 
 
-def _require_run(run: Path) -> None:
-    from mmlatch.training.run import RunError
-
-    for name in ("metrics.json", "config.yaml", "model.json"):
-        if not (run / name).is_file():
-            raise RunError(f"run directory {str(run)!r} has no {name}: is it a finished run?")
-
-
 def run_report(run_dir: str | Path, out: str | Path | None = None, device: str = "cpu") -> Path:
     """Write the page of one finished run (default ``RUN/report.html``); returns its path."""
     run = Path(run_dir)
-    _require_run(run)
+    rundir.require_run_files(run, (rundir.METRICS, rundir.CONFIG, rundir.MODEL_JSON))
     metrics = json.loads((run / "metrics.json").read_text())
     spec = json.loads((run / "model.json").read_text())
     from mmlatch.training.config import read_yaml

@@ -27,7 +27,6 @@ lower is better: a smaller area means a more robust model.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -36,6 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mmlatch.files import to_stderr as _stderr
 from mmlatch.analysis.collect import (
     BATCH_SIZE,
     AnalysisError,
@@ -203,8 +203,6 @@ def robustness_table(
     return pd.DataFrame(rows)
 
 
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr)
 
 
 def _run_precision(table: pd.DataFrame, label: str) -> str | None:

@@ -38,8 +38,8 @@ from mmlatch.analysis.collect import (
     save_figure,
 )
 from mmlatch.analysis.masks import label_classes
-from mmlatch.data.batching import make_loader
 from mmlatch.data.dataset import TaskSpec
+from mmlatch.training.inference import infer
 
 
 def feature_names(model: torch.nn.Module) -> list[str] | None:
@@ -60,7 +60,6 @@ def _classes(labels: np.ndarray, task: TaskSpec) -> tuple[np.ndarray, list[str]]
     return index[:, None] == np.arange(len(names))[None, :], names
 
 
-@torch.inference_mode()
 def routing_table(rd: RunData, split: str = "test", device: str = "cpu") -> pd.DataFrame:
     """Mean routing coefficient per class, feature and concept (see the module docstring).
 
@@ -78,17 +77,11 @@ def routing_table(rd: RunData, split: str = "test", device: str = "cpu") -> pd.D
             f"use a Multimodal Routing run (routing, routing-mmlatch)"
         )
     data = rd.dataset.split(split)
-    model = rd.model.eval().to(device)
-    coeffs, acts = [], []
-    for batch in make_loader(data, BATCH_SIZE, shuffle=False):
-        batch = batch.to(device)
-        out = model(batch.features, batch.lengths)
-        coeffs.append(out.extras["routing"].float().cpu())  # (B, N, J)
-        acts.append(out.extras["activation"].float().cpu())  # (B, N)
-    if not coeffs:
+    out = infer(rd.model, data, batch_size=BATCH_SIZE, device=device, extras=("routing", "activation"))
+    if not out.ids:
         raise AnalysisError(f"split {split!r} has no samples")
-    r = torch.cat(coeffs).numpy()
-    p = torch.cat(acts).numpy()
+    r = out.extras["routing"]  # (N, N_features, J)
+    p = out.extras["activation"]  # (N, N_features)
     task = rd.dataset.task
     member, classes = _classes(data.labels, task)  # (N, C)
     n_concepts = r.shape[2]

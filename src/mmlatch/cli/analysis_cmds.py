@@ -8,22 +8,15 @@ from typing import Any, Optional
 
 import typer
 
+from mmlatch.cli import common as cli
+from mmlatch.cli.common import FORMAT_OPT, INFER_PRECISION_OPT
+
 RUN_OPT = typer.Option(..., "--run", help="A finished run directory.")
 RUNS_OPT = typer.Option(..., "--run", help="A finished run directory; repeat to compare runs.")
 DATA_OPT = typer.Option(None, "--data", help="Data to use (default: the run's own).")
-FORMAT_OPT = typer.Option(None, "--format", help="Force the data format: mult | mmsa | csd | mfn | own.")
 SPLIT_OPT = typer.Option("test", "--split", help="train | valid | test.")
 DEVICE_OPT = typer.Option("auto", "--device", help="auto | cpu | cuda.")
-INFER_PRECISION_OPT = typer.Option(
-    "auto", "--precision",
-    help="Inference precision: auto (bf16 where the CPU has native bfloat16 and the model was measured to keep its accuracy, else 32) | 32 | bf16.",
-)
 
-
-def _cli() -> Any:
-    from mmlatch.cli import main  # imported late: main imports this module
-
-    return main
 
 
 def _reader(fmt: Optional[str]) -> dict[str, Any]:
@@ -33,7 +26,7 @@ def _reader(fmt: Optional[str]) -> dict[str, Any]:
 def _device(device: str) -> str:
     from mmlatch.training.run import resolve_device
 
-    return _cli()._run_guarded(resolve_device, device)
+    return cli.run_guarded(resolve_device, device)
 
 
 def register(app: typer.Typer) -> None:
@@ -41,6 +34,14 @@ def register(app: typer.Typer) -> None:
     ``export`` and ``report`` to ``app``."""
     analyze = typer.Typer(help="Plots and tables from finished runs.", no_args_is_help=True)
     app.add_typer(analyze, name="analyze")
+    _add_per_run_analyses(analyze)
+    _add_comparisons(analyze)
+    _add_run_commands(app)
+    _add_outputs(app)
+
+
+def _add_per_run_analyses(analyze: typer.Typer) -> None:
+    """``analyze masks``, ``analyze gates``, ``analyze routing``."""
 
     @analyze.command("masks")
     def masks(
@@ -53,19 +54,18 @@ def register(app: typer.Typer) -> None:
         device: str = DEVICE_OPT,
     ) -> None:
         """Top-down mask averaged per rounded sentiment class: heatmap (features x classes) + CSV."""
-        cli = _cli()
-        cli._require_run(run)
-        cli._require_path(data)
+        cli.require_run(run)
+        cli.require_path(data)
         from mmlatch.analysis.collect import default_out, load_run_data
         from mmlatch.analysis.masks import default_modality, mask_table, plot_mask_table
 
         dev = _device(device)
-        rd = cli._run_guarded(load_run_data, run, data, _reader(fmt))
+        rd = cli.run_guarded(load_run_data, run, data, _reader(fmt))
         mod = modality or default_modality(rd.modalities)
-        table = cli._run_guarded(mask_table, rd, split, mod, device=dev)
+        table = cli.run_guarded(mask_table, rd, split, mod, device=dev)
         png = out or default_out(run, f"masks_{mod}.png")
         png, csv = plot_mask_table(table, png, f"{rd.label}: mask on {mod} ({split})")
-        cli._print_json({"png": str(png), "csv": str(csv), "modality": mod,
+        cli.print_json({"png": str(png), "csv": str(csv), "modality": mod,
                          "counts": dict(zip(table.classes, table.counts.tolist()))})
 
     @analyze.command("gates")
@@ -77,10 +77,9 @@ def register(app: typer.Typer) -> None:
         from mmlatch.analysis.collect import default_out
         from mmlatch.analysis.gates import gate_history, plot_gates
 
-        cli = _cli()
-        history = cli._run_guarded(gate_history, run)
+        history = cli.run_guarded(gate_history, run)
         png, csv = plot_gates(history, out or default_out(run, "gates.png"), f"{Path(run).name}: modality gate")
-        cli._print_json({"png": str(png), "csv": str(csv), "primary": dict(zip(map(int, history.index), history["primary"]))})
+        cli.print_json({"png": str(png), "csv": str(csv), "primary": dict(zip(map(int, history.index), history["primary"]))})
 
     @analyze.command("routing")
     def routing(
@@ -95,15 +94,18 @@ def register(app: typer.Typer) -> None:
         from mmlatch.analysis.collect import default_out, load_run_data
         from mmlatch.analysis.routing import plot_routing, routing_table
 
-        cli = _cli()
-        cli._require_run(run)
-        cli._require_path(data)
+        cli.require_run(run)
+        cli.require_path(data)
         dev = _device(device)
-        rd = cli._run_guarded(load_run_data, run, data, _reader(fmt))
-        table = cli._run_guarded(routing_table, rd, split, device=dev)
+        rd = cli.run_guarded(load_run_data, run, data, _reader(fmt))
+        table = cli.run_guarded(routing_table, rd, split, device=dev)
         png, csv = plot_routing(table, out or default_out(run, "routing.png"), f"{rd.label}: routing ({split})")
         counts = table.drop_duplicates("class").set_index("class")["count"]
-        cli._print_json({"png": str(png), "csv": str(csv), "counts": {k: int(v) for k, v in counts.items()}})
+        cli.print_json({"png": str(png), "csv": str(csv), "counts": {k: int(v) for k, v in counts.items()}})
+
+
+def _add_comparisons(analyze: typer.Typer) -> None:
+    """``analyze incongruity`` and ``analyze curves`` (several runs)."""
 
     @analyze.command("incongruity")
     def incongruity(
@@ -117,22 +119,21 @@ def register(app: typer.Typer) -> None:
         latent: bool = typer.Option(False, "--latent", help="Also: how crossmodal attention changes the primary's affective reading (HCT-MG, MulT runs): <out>_latent.png + CSV."),
     ) -> None:
         """Error on samples whose unimodal predictions disagree in sign (incongruent) or agree."""
-        cli = _cli()
-        cli._require_run(*run)
-        cli._require_path(data)
+        cli.require_run(*run)
+        cli.require_path(data)
         from mmlatch.analysis.collect import default_out
         from mmlatch.analysis.incongruity import incongruity_table, plot_incongruity
 
-        table = cli._run_guarded(incongruity_table, run, reference, data, split, _reader(fmt), device=_device(device))
+        table = cli.run_guarded(incongruity_table, run, reference, data, split, _reader(fmt), device=_device(device))
         png, csv = plot_incongruity(table, out or default_out(run[0], "incongruity.png"))
         result = {"png": str(png), "csv": str(csv), "table": table.to_dict(orient="records")}
         if latent:
             from mmlatch.analysis.latent import latent_table, plot_latent
 
-            lat = cli._run_guarded(latent_table, run, reference, data, split, _reader(fmt), device=_device(device))
+            lat = cli.run_guarded(latent_table, run, reference, data, split, _reader(fmt), device=_device(device))
             lpng, lcsv = plot_latent(lat, Path(png).with_name(f"{Path(png).stem}_latent.png"))
             result["latent"] = {"png": str(lpng), "csv": str(lcsv), "table": lat.to_dict(orient="records")}
-        cli._print_json(result)
+        cli.print_json(result)
 
     @analyze.command("curves")
     def curves(
@@ -144,10 +145,13 @@ def register(app: typer.Typer) -> None:
         from mmlatch.analysis.collect import default_out
         from mmlatch.analysis.curves import plot_curves, training_curves
 
-        cli = _cli()
-        table = cli._run_guarded(training_curves, run, metric)
+        table = cli.run_guarded(training_curves, run, metric)
         png, csv = plot_curves(table, out or default_out(run[0], "curves.png"), metric)
-        cli._print_json({"png": str(png), "csv": str(csv), "runs": list(dict.fromkeys(table["run"]))})
+        cli.print_json({"png": str(png), "csv": str(csv), "runs": list(dict.fromkeys(table["run"]))})
+
+
+def _add_run_commands(app: typer.Typer) -> None:
+    """``robustness`` and ``predict``."""
 
     @app.command("robustness")
     def robustness(
@@ -165,22 +169,21 @@ def register(app: typer.Typer) -> None:
         precision: str = INFER_PRECISION_OPT,
     ) -> None:
         """Test-time corruption at levels 0..0.9: metrics per level, metric-vs-level plot, AUC per run."""
-        cli = _cli()
-        cli._require_run(*run)
-        cli._require_path(data)
+        cli.require_run(*run)
+        cli.require_path(data)
         from mmlatch.analysis.robustness import run_robustness
 
         try:
             level_values = [float(v) for v in levels.split(",") if v.strip()]
         except ValueError:
-            cli._fail(f"--levels {levels!r} is not a comma-separated list of numbers")
-        result = cli._run_guarded(
+            cli.fail(f"--levels {levels!r} is not a comma-separated list of numbers")
+        result = cli.run_guarded(
             run_robustness, run, out, metric, data=data,
             corruptions=[c.strip() for c in corruption.split(",") if c.strip()],
             modality=modality, levels=level_values, seed=seed, split=split,
             reader_options=_reader(fmt), device=_device(device), precision=precision,
         )
-        cli._print_json(result)
+        cli.print_json(result)
 
     @app.command("predict")
     def predict(
@@ -199,13 +202,12 @@ def register(app: typer.Typer) -> None:
         engine: str = typer.Option("torch", "--engine", help="torch | onnx | onnx-int8 (onnxruntime on CPU, float32 or int8: faster, predictions only, no mask means)."),
     ) -> None:
         """Predict every sample of a data file: CSV of ids, predictions (and mask means)."""
-        cli = _cli()
-        cli._require_run(run)
-        cli._require_path(data)
-        cli._threads(threads)
+        cli.require_run(run)
+        cli.require_path(data)
+        cli.threads(threads)
         from mmlatch.analysis.predict import load_run, predict_file
 
-        predictor = cli._run_guarded(load_run, run, device, precision, engine=engine)
+        predictor = cli.run_guarded(load_run, run, device, precision, engine=engine)
         if data is None or media is not None or transcript is not None:  # one clip from raw media
             from mmlatch.cli.extract_cmds import predict_media_cmd
 
@@ -213,8 +215,8 @@ def register(app: typer.Typer) -> None:
             return
         from mmlatch.analysis.media import check_data_spec
 
-        cli._run_guarded(check_data_spec, predictor, data)
-        table = cli._run_guarded(predict_file, predictor, data, split, _reader(fmt), batch_size)
+        cli.run_guarded(check_data_spec, predictor, data)
+        table = cli.run_guarded(predict_file, predictor, data, split, _reader(fmt), batch_size)
         if out is None:
             typer.echo(table.to_csv(index=False), nl=False)
             return
@@ -222,6 +224,10 @@ def register(app: typer.Typer) -> None:
 
         write_text(out, table.to_csv(index=False))
         typer.echo(f"wrote {len(table)} predictions to {out}")
+
+
+def _add_outputs(app: typer.Typer) -> None:
+    """``export`` and ``report``."""
 
     @app.command("export")
     def export(
@@ -233,11 +239,10 @@ def register(app: typer.Typer) -> None:
         atol: float = typer.Option(1e-5, "--atol", help="Largest allowed absolute difference in the check."),
     ) -> None:
         """Export the run's model to ONNX or TorchScript (inputs: modality tensors + lengths)."""
-        cli = _cli()
-        cli._require_run(run)
+        cli.require_run(run)
         from mmlatch.analysis.export import export_run
 
-        cli._print_json(cli._run_guarded(export_run, run, fmt, out, per_modality_lengths, verify, atol))
+        cli.print_json(cli.run_guarded(export_run, run, fmt, out, per_modality_lengths, verify, atol))
 
     @app.command("report")
     def report(
@@ -247,20 +252,19 @@ def register(app: typer.Typer) -> None:
         device: str = DEVICE_OPT,
     ) -> None:
         """One self-contained HTML page: settings, data identity, metrics, curves, masks, gate, environment."""
-        cli = _cli()
         if (run is None) == (experiment is None):
-            cli._fail("give one of --run DIR or --experiment DIR")
+            cli.fail("give one of --run DIR or --experiment DIR")
         if run is not None:
-            cli._require_run(run)
+            cli.require_run(run)
         elif not Path(experiment).is_dir():
-            cli._fail(f"{experiment}: no such directory")
+            cli.fail(f"{experiment}: no such directory")
         from mmlatch.analysis.report import experiment_report, run_report
 
         dev = _device(device)
         if run is not None:
-            path = cli._run_guarded(run_report, run, out, dev)
+            path = cli.run_guarded(run_report, run, out, dev)
         else:
-            path = cli._run_guarded(experiment_report, experiment, out, dev)
+            path = cli.run_guarded(experiment_report, experiment, out, dev)
         typer.echo(f"report: {path}")
 
 

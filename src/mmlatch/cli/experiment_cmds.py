@@ -11,7 +11,9 @@ import typer
 
 def register(app: typer.Typer) -> None:
     """Add the experiment commands to ``app``."""
-    from mmlatch.cli.main import EVAL_PRECISION_OPT, PRECISION_OPT, THREADS_OPT, _precisions, _run_guarded
+    from mmlatch.cli.common import EVAL_PRECISION_OPT, PRECISION_OPT, THREADS_OPT
+    from mmlatch.cli.common import precisions as _precisions
+    from mmlatch.cli.common import run_guarded as _run_guarded
 
     @app.command()
     def experiment(

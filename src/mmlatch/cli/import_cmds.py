@@ -10,7 +10,9 @@ import typer
 
 def register(app: typer.Typer) -> None:
     """Add the ``import`` command group to ``app``."""
-    from mmlatch.cli.main import _fail, _print_json, _run_guarded
+    from mmlatch.cli.common import fail as _fail
+    from mmlatch.cli.common import print_json as _print_json
+    from mmlatch.cli.common import run_guarded as _run_guarded
 
     import_app = typer.Typer(help="Bring weights trained elsewhere into a run directory.", no_args_is_help=True)
     app.add_typer(import_app, name="import")

@@ -10,7 +10,8 @@ import typer
 
 def register(app: typer.Typer) -> None:
     """Add the ``verify`` command to ``app``."""
-    from mmlatch.cli.main import _fail, _run_guarded
+    from mmlatch.cli.common import fail as _fail
+    from mmlatch.cli.common import run_guarded as _run_guarded
 
     @app.command()
     def verify(

@@ -47,7 +47,7 @@ def _sentiments(rng: np.random.Generator, n: int) -> np.ndarray:
     return np.clip(np.round(raw * 3) / 3, -3, 3).astype(np.float32)
 
 
-def _feature_names(visual_flag: bool) -> dict[str, list[str]]:
+def _synthetic_feature_names(visual_flag: bool) -> dict[str, list[str]]:
     names: dict[str, list[str]] = {"text": [f"t{i}" for i in range(DIMS["text"])]}
     for mod, (ga, gb) in GROUPS.items():
         col = [f"noise{i}" for i in range(DIMS[mod])]
@@ -199,6 +199,6 @@ def make_synthetic(
         name="synthetic",
         splits=splits,
         task=TaskSpec(),
-        feature_names=_feature_names(visual_context_scale > 0),
+        feature_names=_synthetic_feature_names(visual_context_scale > 0),
         source=f"synthetic(seed={seed})",
     )

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 
 
-def average_in_intervals(frames: np.ndarray, times: np.ndarray, intervals: np.ndarray) -> np.ndarray:
+def average_frames_in_words(frames: np.ndarray, times: np.ndarray, intervals: np.ndarray) -> np.ndarray:
     """Average the frames whose time lies in each interval ``[start, end)``.
 
     NaN entries (e.g. facial geometry on frames without a face) are left out of a mean; a

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from mmlatch.extract import timing as timing_mod
-from mmlatch.extract.align import average_in_intervals
+from mmlatch.extract.align import average_frames_in_words
 from mmlatch.extract.errors import ClipError, ExtractError
 from mmlatch.extract.text import tokenize
 
@@ -133,7 +133,7 @@ class Extractor:
         if "audio" in self.modalities:
             frames, times = self.extractors["audio"].frames(samples, sr)
             self._check_shape("audio", frames, len(times))
-            feats["audio"] = average_in_intervals(frames, times, intervals)
+            feats["audio"] = average_frames_in_words(frames, times, intervals)
         if "visual" in self.modalities:
             feats["visual"] = self._visual(clip, intervals, status)
         for m, x in feats.items():
@@ -187,4 +187,4 @@ class Extractor:
         status["frames"] = len(rows)
         if "has_face" in vs["feature_names"]:
             status["face_frames"] = int(np.nansum(frames[:, vs["feature_names"].index("has_face")]))
-        return average_in_intervals(frames, times, intervals)
+        return average_frames_in_words(frames, times, intervals)

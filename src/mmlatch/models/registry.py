@@ -107,13 +107,11 @@ def register_topdown(
 
 def list_models() -> list[str]:
     """Registered model names, in registration order."""
-    _ensure_builtin()
     return list(_REGISTRY)
 
 
 def get_entry(name: str) -> ModelEntry:
     """The registry entry of ``name``; KeyError naming the known models otherwise."""
-    _ensure_builtin()
     if name not in _REGISTRY:
         raise KeyError(f"unknown model {name!r}; known models: {', '.join(_REGISTRY)}")
     return _REGISTRY[name]
@@ -148,24 +146,3 @@ def create_model(name: str, modality_dims: dict[str, int], **overrides: Any) -> 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
     """Number of (trainable) parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
-
-
-def _ensure_builtin() -> None:
-    # Importing the model modules runs their @register_model decorators.
-    # Registration order is the listing order: the paper's models first.
-    import mmlatch.models.latefusion  # noqa: F401
-    import mmlatch.models.mult  # noqa: F401, I001
-    import mmlatch.models.hctmg  # noqa: F401
-    import mmlatch.models.raven  # noqa: F401
-    import mmlatch.models.mctn  # noqa: F401
-    import mmlatch.models.routing  # noqa: F401
-    # the field's classic models (MMSA's set)
-    import mmlatch.models.tfn  # noqa: F401
-    import mmlatch.models.lmf  # noqa: F401
-    import mmlatch.models.lfdnn  # noqa: F401
-    import mmlatch.models.eflstm  # noqa: F401
-    import mmlatch.models.mfn  # noqa: F401
-    import mmlatch.models.graphmfn  # noqa: F401
-    import mmlatch.models.misa  # noqa: F401
-    import mmlatch.models.selfmm  # noqa: F401
-    import mmlatch.models.mmim  # noqa: F401

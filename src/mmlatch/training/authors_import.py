@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save as save_safetensors
 
 from mmlatch.data import TaskSpec
 from mmlatch.models import create_model, model_arguments
@@ -26,10 +25,10 @@ from mmlatch.models.authors import (
     authors_model_kind,
     from_authors_state,
 )
+from mmlatch import rundir
+from mmlatch.files import WriteError, write_json
+from mmlatch.rundir import RunError, writer_lock
 from mmlatch.training.config import TrainConfig, save_config
-from mmlatch.files import WriteError, sha256_bytes, write_bytes
-from mmlatch.rundir import writer_lock
-from mmlatch.training.run import RunError, write_json
 
 #: what ``config.yaml`` of an imported run names as its data when none is given
 DEFAULT_DATA = "mosei_senti_data.pkl"
@@ -85,13 +84,11 @@ def import_authors(
     spec = {"model": model, "model_args": args, "modality_dims": dims, "task": asdict(task)}
     out = Path(out_dir)
     cfg = TrainConfig(model=model, model_args={"variant": "authors", "hidden": hidden}, data=data or DEFAULT_DATA)
-    blob = save_safetensors({k: v.contiguous() for k, v in net.state_dict().items()})
     digest = hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()
     with writer_lock(out):  # one writer; the weights before the model.json that names their hash
         try:
-            save_config(cfg, out / "config.yaml")
-            write_bytes(out / "model.safetensors", blob)
-            write_json(out / "model.json", {**spec, "weights_sha256": sha256_bytes(blob)})
+            save_config(cfg, out / rundir.CONFIG)
+            rundir.save_weights(out, net.state_dict(), spec)  # the weights, then model.json with their hash
             write_json(
                 out / "imported.json",
                 {"source": "authors", "checkpoint": str(checkpoint), "sha256": digest, "tensors": len(state)},

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from mmlatch.data.batching import Batch
 from mmlatch.data.dataset import TaskSpec
 from mmlatch.metrics import compute_metrics
+from mmlatch.modules.outputs import logged_values, summarise_logged
 from mmlatch.training.objectives import mean_loss, task_loss
 
 
@@ -78,9 +79,8 @@ class TaskModule(L.LightningModule):
         self._epoch_lr = lr
         #: called with the history after every epoch (the run writes log/metrics.csv)
         self.epoch_callback: Any = None
-        self._gate_sum: Tensor | None = None
-        self._gate_count = 0
-        self._primaries: list[int] = []
+        #: this epoch's per-batch logged values (see :mod:`mmlatch.modules.outputs`)
+        self._logged: list[dict[str, Tensor]] = []
         #: one dict per finished epoch: train_loss, val_loss, val metrics, lr
         self.history: list[dict[str, float]] = []
 
@@ -107,18 +107,14 @@ class TaskModule(L.LightningModule):
         loss = task_loss(self.task, out.prediction, batch.labels)
         task_value = float(loss.detach())
         aux_fn = getattr(self.model, "auxiliary_loss", None)
-        if aux_fn is not None:  # e.g. HCT-MG's unimodal heads and gate
+        if aux_fn is not None:  # a model's own extra losses
             aux = aux_fn(out, batch.labels, partial(task_loss, self.task))
             if aux is not None:
                 self._aux_sum += float(aux.detach()) * len(batch)
                 loss = loss + aux
-        if out.extras is not None and "gate" in out.extras:
-            gate = out.extras["gate"].detach().float()
-            gate = gate.reshape(-1, gate.shape[-1]).mean(dim=0).cpu()  # (n_modalities,)
-            self._gate_sum = gate if self._gate_sum is None else self._gate_sum + gate
-            self._gate_count += 1
-            if "primary" in out.extras:  # the primary modality this batch was fused around
-                self._primaries.append(int(out.extras["primary"].reshape(-1)[0]))
+        values = getattr(self.model, "logged_values", logged_values)(out)  # a model's own logged values
+        if values:
+            self._logged.append(values)
         self._train_sum += task_value * len(batch)
         self._train_count += len(batch)
         self.log("loss", loss.detach(), prog_bar=True, on_step=True, on_epoch=False, logger=False, batch_size=len(batch))
@@ -161,16 +157,10 @@ class TaskModule(L.LightningModule):
             self._aux_sum = 0.0
         row.update(getattr(self, "_last_val", {}))
         row["lr"] = self._epoch_lr
-        if self._gate_sum is not None:  # mean gate weight per modality over the epoch's batches
-            gate = (self._gate_sum / self._gate_count).tolist()
-            names = list(getattr(self.model, "modality_dims", {})) or [str(i) for i in range(len(gate))]
-            row.update({f"gate_{n}": g for n, g in zip(names, gate)})
-            row["primary"] = float(max(range(len(gate)), key=gate.__getitem__))  # index into names
-            if self._primaries:  # the primary most batches used, and the share of batches that used it
-                counts = np.bincount(self._primaries, minlength=len(gate))
-                row["primary"] = float(counts.argmax())
-                row["primary_share"] = float(counts.max() / counts.sum())
-            self._gate_sum, self._gate_count, self._primaries = None, 0, []
+        if self._logged:  # the model's own values, summarised over the epoch's batches
+            summarise = getattr(self.model, "summarise_logged", summarise_logged)
+            row.update(summarise(self._logged, list(getattr(self.model, "modality_dims", {}))))
+            self._logged = []
         self._train_sum, self._train_count = 0.0, 0
         self.history.append(row)
         if self.epoch_callback is not None and self.trainer.is_global_zero:

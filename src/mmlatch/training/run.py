@@ -1,18 +1,9 @@
 """Train a configured run into a directory, and evaluate a finished run.
 
-A run directory holds:
-
-- ``config.yaml``: the fully resolved :class:`TrainConfig`;
-- ``model.json``: what is needed to rebuild the model (name, all builder arguments,
-  modality dims, task) and ``weights_sha256``, the SHA-256 of ``model.safetensors``, checked
-  on every load;
-- ``checkpoints/best.ckpt`` (best validation loss) and ``checkpoints/last.ckpt``: Lightning
-  checkpoints with optimizer and scheduler state, written atomically, their SHA-256 in
-  ``checkpoints/checksums.json`` (:mod:`mmlatch.training.checkpoint_io`);
-- ``model.safetensors``: the best weights alone (what ``evaluate``/``predict`` load);
-- ``log/metrics.csv``: one row per epoch (train loss, validation loss and metrics, lr);
-- ``metrics.json``: ``{model, data, seed, params, best_epoch, epochs_run, valid, test}``;
-- ``timing.json``: seconds of training (kept out of metrics.json so it is reproducible).
+:func:`train_unlocked` is the training recipe, read top to bottom: resolve the config, read
+the data, build the model, fit (Lightning), keep the best weights, score, save. The run
+directory's layout, atomic saving, loading, resume state, lock and integrity belong to
+:mod:`mmlatch.rundir`; the inference loop to :mod:`mmlatch.training.inference`.
 
 While a run is trained its directory is locked (``.lock``, :mod:`mmlatch.rundir`): a second
 writer is refused. A failed write (full disk ...) stops the run with one line; what was saved
@@ -21,8 +12,6 @@ before is intact and re-running the same command resumes.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import math
 import os
@@ -36,29 +25,26 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import save as save_safetensors
 from torch import nn
 
+from mmlatch import rundir
 from mmlatch.data import DataError, MultimodalDataset, TaskSpec, load_dataset
 from mmlatch.data.batching import make_loader
-from mmlatch.files import nan_to_none as _nan_to_none
-from mmlatch.files import WriteError, sha256_bytes, write_bytes, write_json, write_text
 from mmlatch.data.standardize import FeatureStats, auto_stats, describe_auto, fit_feature_stats
-from mmlatch.metrics import compute_metrics
 from mmlatch.models import count_parameters, create_model, get_entry, model_arguments
+from mmlatch.files import WriteError, write_json, write_text
+from mmlatch.files import exception_line as _one_line
+from mmlatch.files import to_stderr as _stderr
 from mmlatch.modules.standardize import Standardized
+from mmlatch.rundir import RunError, check_weights, read_model_json, write_failure
 from mmlatch.training.config import ConfigError, TrainConfig, save_config
+from mmlatch.training.inference import evaluate_model, predict_split
 from mmlatch.training.precision import (
-    inference_precision,
     precision_record,
     resolve_inference_precision,
     resolve_train_precision,
 )
 from mmlatch.training.threads import ThreadChoice, configure_threads
-
-
-class RunError(RuntimeError):
-    """A run directory is missing or incomplete; the message names the file."""
 
 
 def resolve_device(device: str) -> str:
@@ -159,43 +145,6 @@ def _model_setting_error(cfg: TrainConfig, exc: Exception) -> str:
     return f"model {cfg.model!r} cannot be built with {settings}: {text}"
 
 
-@torch.inference_mode()
-def predict_split(
-    model: nn.Module, dataset: MultimodalDataset, split: str, batch_size: int = 64, device: str = "cpu",
-    precision: str = "32",
-) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Predictions of ``model`` (eval mode) on a whole split, in ``precision`` (``32`` or
-    ``bf16``: a resolved inference precision, see :mod:`mmlatch.training.precision`).
-
-    Returns:
-        predictions (N, num_outputs), labels (N, num_outputs), ids (N).
-    """
-    model.eval().to(device)
-    preds, labels, ids = [], [], []
-    for batch in make_loader(dataset.split(split), batch_size, shuffle=False):
-        batch = batch.to(device)
-        with inference_precision(precision, device):
-            preds.append(model(batch.features, batch.lengths).prediction.float().cpu())
-        labels.append(batch.labels.cpu())
-        ids.extend(batch.ids)
-    return torch.cat(preds).numpy(), torch.cat(labels).numpy(), ids
-
-
-def evaluate_model(
-    model: nn.Module, dataset: MultimodalDataset, split: str, device: str = "cpu", precision: str = "32"
-) -> dict[str, float]:
-    """The task's metrics of ``model`` on ``split``, computed over the whole split (forward
-    passes in ``precision``: ``32`` or ``bf16``)."""
-    pred, labels, _ = predict_split(model, dataset, split, device=device, precision=precision)
-    return compute_metrics(dataset.task, pred, labels)
-
-
-def _one_line(exc: BaseException) -> str:
-    """An exception as one short line: its type and the first line of its message."""
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
-
-
 def read_checkpoint(path: Path, hint: str = "") -> dict[str, Any]:
     """A Lightning checkpoint, loaded with ``weights_only=True``; RunError naming the file
     when it is truncated, not a checkpoint, or differs from its recorded SHA-256."""
@@ -236,8 +185,6 @@ def _check_same_run(out: Path, cfg: TrainConfig) -> None:
         )
 
 
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -274,14 +221,6 @@ def _tensorboard_logger(out: Path) -> Any:
         raise RunError(f"tensorboard logging needs the tensorboard package: pip install 'mmlatch[tensorboard]' ({exc})") from None
 
 
-def _fresh_start(out: Path) -> None:
-    """Remove what a previous run in ``out`` left that a new run would not overwrite at once."""
-    for old in (out / "checkpoints").glob("*.ckpt") if (out / "checkpoints").is_dir() else []:
-        old.unlink()
-    (out / "checkpoints" / "checksums.json").unlink(missing_ok=True)
-    (out / "metrics.json").unlink(missing_ok=True)
-
-
 def train(
     cfg: TrainConfig,
     out_dir: str | Path,
@@ -305,29 +244,6 @@ def train(
             return train_unlocked(cfg, out, resume=resume, evaluate_test=evaluate_test, log=log)
         except WriteError as exc:
             raise RunError(write_failure(exc, out)) from None
-
-
-def write_failure(exc: WriteError, out: Path) -> str:
-    """One line: what could not be written, where, why, and that re-running resumes."""
-    name = Path(exc.path or "").name
-    what = {
-        "last.ckpt": "the last checkpoint", "best.ckpt": "the best checkpoint",
-        "checksums.json": "the checkpoint checksums", "model.safetensors": "the best weights",
-        "metrics.json": "the metrics", "metrics.csv": "the epoch log", "timing.json": "the timing",
-        "model.json": "the model description", "config.yaml": "the run config",
-        "environment.json": "the environment record",
-    }.get(name, "a file of the run")
-    last = out / "checkpoints" / "last.ckpt"
-    resume_from = ""
-    if last.is_file():
-        with contextlib.suppress(Exception):
-            epoch = int(torch.load(last, map_location="cpu", weights_only=True).get("epoch", -1)) + 1
-            resume_from = f" (checkpoints/last.ckpt holds epoch {epoch})"
-    return (
-        f"{str(exc).replace('could not write ', f'could not write {what}: ', 1)}; "
-        f"files saved before are intact: free space (or fix the permission) and re-run the same "
-        f"command to resume{resume_from}"
-    )
 
 
 def train_unlocked(
@@ -369,22 +285,20 @@ def train_unlocked(
         eval_precision = resolve_inference_precision(cfg.eval_precision, device, cfg.model, say)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    last = out / "checkpoints" / "last.ckpt"
-    has_config = (out / "config.yaml").is_file()
-    if resume and has_config and (out / "metrics.json").is_file():
+    state = rundir.resume_state(out) if resume else "empty"
+    if state == "finished":
         _check_same_run(out, cfg)
         say(f"{out}: already finished: nothing to do (--no-resume trains it again)")
-        return json.loads((out / "metrics.json").read_text())
-    resuming = resume and last.is_file() and has_config
+        return rundir.read_metrics(out)
+    resuming = state == "unfinished"
+    last = out / rundir.LAST_CHECKPOINT
     last_state: dict[str, Any] = {}
     if resuming:
         _check_same_run(out, cfg)
         last_state = read_checkpoint(last, "; delete it, or use --no-resume, to start the run afresh")
     dataset = load_data(cfg)  # first: bad data is answered before Lightning is imported
     import lightning as L  # seconds to import: only once the input is known to be good
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
-    from mmlatch.training.checkpoint_io import AtomicCheckpointIO
     from mmlatch.training.module import TaskModule
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)  # readers use their own RNGs
@@ -393,22 +307,93 @@ def train_unlocked(
         say(describe_auto(spec["standardize_auto"], list(dataset.modality_dims)))
     out.mkdir(parents=True, exist_ok=True)
     if not resuming:
-        _fresh_start(out)
-    save_config(cfg, out / "config.yaml")
-    write_json(out / "model.json", spec)
-    write_json(out / "environment.json", environment(device, threads, precision_record(precision, eval_precision)))
+        rundir.fresh_start(out)
+    save_config(cfg, out / rundir.CONFIG)
+    write_json(out / rundir.MODEL_JSON, spec)
+    write_json(out / rundir.ENVIRONMENT, environment(device, threads, precision_record(precision, eval_precision)))
 
     _quiet_lightning()
     module = TaskModule(
         model, dataset.task, cfg.lr, cfg.weight_decay, cfg.lr_factor, cfg.lr_patience, cfg.seed
     )
     bar = cfg.progress and sys.stderr.isatty()
-    lines = cfg.progress and not bar
+    module.epoch_callback = _epoch_reporter(cfg, out, say, lines=cfg.progress and not bar)
+    trainer, ckpt = _trainer(cfg, out, model, device, precision, bar)
+    cuda = device.startswith("cuda")
+    train_loader = make_loader(
+        dataset.split("train"), cfg.batch_size, shuffle=True, seed=cfg.seed, pin_memory=cuda, batching=cfg.batching
+    )
+    valid_loader = make_loader(dataset.split("valid"), cfg.batch_size, shuffle=False, pin_memory=cuda)
+    previous = rundir.previous_seconds(out) if resuming else 0.0
+    start = time.perf_counter()
+    if resuming and _finished_training(last_state, cfg):
+        module.on_load_checkpoint(last_state)
+        best_path = out / rundir.BEST_CHECKPOINT
+    else:
+        if resuming:
+            say(f"{out}: resuming from epoch {int(last_state.get('epoch', -1)) + 2} (checkpoints/last.ckpt)")
+        _fit(trainer, module, train_loader, valid_loader, str(last) if resuming else None)
+        if not trainer.is_global_zero:
+            return {}
+        best_path = Path(ckpt.best_model_path)
+    seconds = previous + time.perf_counter() - start
+
+    # The best weights: from the best checkpoint, loaded without a full unpickler.
+    state_dict = read_checkpoint(best_path)["state_dict"]
+    model.load_state_dict({k.removeprefix("model."): v for k, v in state_dict.items() if k.startswith("model.")})
+    rundir.save_weights(out, model.state_dict(), spec)
+    if cfg.devices > 1 or cfg.num_nodes > 1:
+        device = "cuda" if cuda else "cpu"  # final scoring runs in this one process
+    scoring = (device, eval_precision, evaluate_test)
+    return _score_and_save(cfg, out, model, module.history, dataset, precision, scoring, seconds)
+
+
+def _score_and_save(
+    cfg: TrainConfig, out: Path, model: nn.Module, history: list[dict[str, float]], dataset: MultimodalDataset,
+    precision: str, scoring: tuple[str, str, bool], seconds: float,
+) -> dict[str, Any]:
+    """Score the best weights (``scoring``: device, inference precision, whether to score
+    test), write ``timing.json`` and ``metrics.json``, drop ``last.ckpt`` unless kept.
+
+    Returns:
+        The content of ``metrics.json``.
+    """
+    device, eval_precision, evaluate_test = scoring
+    result = {
+        "model": cfg.model,
+        "data": cfg.data,
+        "seed": cfg.seed,
+        "params": count_parameters(model),
+        **_epochs(history),
+        "valid": evaluate_model(model, dataset, "valid", device, eval_precision),
+        "test": evaluate_model(model, dataset, "test", device, eval_precision) if evaluate_test else {},
+        "precision": precision_record(precision, eval_precision),
+    }
+    write_json(out / rundir.TIMING, {"seconds": seconds, "device": device})
+    write_json(out / rundir.METRICS, result)
+    if not cfg.keep_last:
+        from mmlatch.training.checkpoint_io import AtomicCheckpointIO
+
+        AtomicCheckpointIO().remove_checkpoint(out / rundir.LAST_CHECKPOINT)  # only an unfinished run needs it
+    return result
+
+
+def _epochs(history: list[dict[str, float]]) -> dict[str, int]:
+    """``best_epoch`` (lowest validation loss, counted from 1; 0 without epochs) and ``epochs_run``."""
+    val_losses = [row.get("val_loss", math.inf) for row in history]
+    return {"best_epoch": int(np.argmin(val_losses)) + 1 if val_losses else 0, "epochs_run": len(history)}
+
+
+def _epoch_reporter(
+    cfg: TrainConfig, out: Path, say: Callable[[str], None], lines: bool
+) -> Callable[[list[dict[str, float]]], None]:
+    """What runs after every epoch: the epoch log rewritten, TensorBoard fed, one line said
+    (``lines``: when there is no progress bar)."""
     tb = _tensorboard_logger(out) if cfg.tensorboard else None
     epoch_start = [time.perf_counter()]
 
     def after_epoch(history: list[dict[str, float]]) -> None:
-        write_epoch_log(out / "log" / "metrics.csv", history)
+        write_epoch_log(out / rundir.EPOCH_LOG, history)
         if tb is not None:
             tb.log_metrics({k: v for k, v in history[-1].items() if v is not None and math.isfinite(v)}, step=len(history))
             tb.save()
@@ -416,14 +401,23 @@ def train_unlocked(
             say(_epoch_line(history, cfg.epochs, time.perf_counter() - epoch_start[0]))
         epoch_start[0] = time.perf_counter()
 
-    module.epoch_callback = after_epoch
+    return after_epoch
+
+
+def _trainer(cfg: TrainConfig, out: Path, model: nn.Module, device: str, precision: str, bar: bool) -> tuple[Any, Any]:
+    """The Lightning Trainer of a run and its best/last checkpoint callback (``model`` is
+    compiled in place when ``cfg.compile``)."""
+    import lightning as L
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+    from mmlatch.training.checkpoint_io import AtomicCheckpointIO
+
     ckpt = ModelCheckpoint(
-        dirpath=out / "checkpoints", filename="best", monitor="val_loss", mode="min", save_last=True
+        dirpath=out / rundir.CHECKPOINTS, filename="best", monitor="val_loss", mode="min", save_last=True
     )
     cuda = device.startswith("cuda")
     if cfg.compile:
         model.compile()  # in place: parameter names (and so checkpoints) stay as they are
-    distributed = cfg.devices > 1 or cfg.num_nodes > 1
     trainer = L.Trainer(
         max_epochs=cfg.epochs,
         accelerator="gpu" if cuda else "cpu",
@@ -442,55 +436,7 @@ def train_unlocked(
         log_every_n_steps=1,
         plugins=[AtomicCheckpointIO()],  # atomic, checksummed checkpoints
     )
-    train_loader = make_loader(
-        dataset.split("train"), cfg.batch_size, shuffle=True, seed=cfg.seed, pin_memory=cuda, batching=cfg.batching
-    )
-    valid_loader = make_loader(dataset.split("valid"), cfg.batch_size, shuffle=False, pin_memory=cuda)
-    timing_file = out / "timing.json"
-    previous = json.loads(timing_file.read_text())["seconds"] if resuming and timing_file.is_file() else 0.0
-    start = time.perf_counter()
-    if resuming and _finished_training(last_state, cfg):
-        module.on_load_checkpoint(last_state)
-        best_path = out / "checkpoints" / "best.ckpt"
-    else:
-        if resuming:
-            say(f"{out}: resuming from epoch {int(last_state.get('epoch', -1)) + 2} (checkpoints/last.ckpt)")
-        _fit(trainer, module, train_loader, valid_loader, str(last) if resuming else None)
-        if not trainer.is_global_zero:
-            return {}
-        best_path = Path(ckpt.best_model_path)
-    seconds = previous + time.perf_counter() - start
-
-    # The best weights: from the best checkpoint, loaded without a full unpickler.
-    state = read_checkpoint(best_path)["state_dict"]
-    weights = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
-    model.load_state_dict(weights)
-    blob = save_safetensors({k: v.contiguous() for k, v in model.state_dict().items()})
-    write_bytes(out / "model.safetensors", blob)
-    write_json(out / "model.json", {**spec, "weights_sha256": sha256_bytes(blob)})  # after the weights
-    if distributed:
-        device = "cuda" if cuda else "cpu"  # final scoring runs in this one process
-
-    history = module.history
-    val_losses = [row.get("val_loss", math.inf) for row in history]
-    result = {
-        "model": cfg.model,
-        "data": cfg.data,
-        "seed": cfg.seed,
-        "params": count_parameters(model),
-        "best_epoch": int(np.argmin(val_losses)) + 1 if val_losses else 0,
-        "epochs_run": len(history),
-        "valid": evaluate_model(model, dataset, "valid", device, eval_precision),
-        "test": evaluate_model(model, dataset, "test", device, eval_precision) if evaluate_test else {},
-        "precision": precision_record(precision, eval_precision),
-    }
-    write_json(timing_file, {"seconds": seconds, "device": device})
-    write_json(out / "metrics.json", result)
-    if not cfg.keep_last:
-        from mmlatch.training.checkpoint_io import AtomicCheckpointIO
-
-        AtomicCheckpointIO().remove_checkpoint(last)  # only an unfinished run needs it (to resume)
-    return result
+    return trainer, ckpt
 
 
 def _fit(trainer: Any, module: Any, train_loader: Any, valid_loader: Any, ckpt_path: str | None) -> None:
@@ -529,15 +475,13 @@ def environment(
     import socket
     import subprocess
 
-    import mmlatch
-
     versions = {}
     for name in ("mmlatch", "torch", "lightning", "numpy", "scikit-learn", "scipy", "pandas", "safetensors", "h5py"):
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
-    source = Path(mmlatch.__file__).resolve().parent
+    source = Path(__file__).resolve().parents[1]  # the mmlatch package's folder
     commit, dirty = None, None
     try:
         commit = subprocess.run(
@@ -572,21 +516,6 @@ def environment(
     return info
 
 
-def read_model_json(run_dir: str | Path) -> dict[str, Any]:
-    """A run's ``model.json``; RunError naming the file when absent or malformed."""
-    path = Path(run_dir) / "model.json"
-    if not path.is_file():
-        raise RunError(f"run directory {str(run_dir)!r} has no model.json: is it a finished run?")
-    try:
-        spec = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RunError(f"{path}: not valid JSON ({_one_line(exc)})") from None
-    missing = [k for k in ("model", "model_args", "modality_dims", "task") if not isinstance(spec, dict) or k not in spec]
-    if missing:
-        raise RunError(f"{path}: not a model description (missing {missing})")
-    return spec
-
-
 def load_run_model(run_dir: str | Path) -> tuple[nn.Module, dict[str, Any], TrainConfig]:
     """Rebuild a finished run's model with its best weights.
 
@@ -596,17 +525,11 @@ def load_run_model(run_dir: str | Path) -> tuple[nn.Module, dict[str, Any], Trai
         RunError: a missing or corrupt ``model.json``, ``model.safetensors`` or
             ``config.yaml`` (the message names the file and what is wrong).
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load as load_safetensors
-
     from mmlatch.training.config import ConfigError, read_yaml
 
-    run = Path(run_dir)
-    for name in ("model.json", "model.safetensors", "config.yaml"):
-        if not (run / name).is_file():
-            raise RunError(f"run directory {str(run)!r} has no {name}: is it a finished run?")
-    spec = read_model_json(run)
-    cfg_file = run / "config.yaml"
+    run = rundir.require_run_files(run_dir)
+    spec = rundir.read_model_json(run)
+    cfg_file = run / rundir.CONFIG
     try:
         cfg = TrainConfig.from_dict(read_yaml(cfg_file), where=str(cfg_file))
     except (ConfigError, TypeError) as exc:
@@ -620,37 +543,12 @@ def load_run_model(run_dir: str | Path) -> tuple[nn.Module, dict[str, Any], Trai
             model = _standardized(model, spec)
         except DataError as exc:
             raise RunError(f"{run / 'model.json'}: its standardisation statistics are unreadable ({_one_line(exc)})") from None
-    weights_file = run / "model.safetensors"
-    try:
-        blob = weights_file.read_bytes()
-        weights = load_safetensors(blob)
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise RunError(f"{weights_file}: not a readable safetensors file, truncated or corrupt ({_one_line(exc)})") from None
-    check_weights(weights_file, blob, spec)
+    weights = rundir.read_weights(run, spec)
     try:
         model.load_state_dict(weights)
     except RuntimeError as exc:
-        raise RunError(f"{weights_file}: weights do not fit the model of model.json ({_one_line(exc)})") from None
+        raise RunError(f"{run / rundir.WEIGHTS}: weights do not fit the model of model.json ({_one_line(exc)})") from None
     return model.eval(), spec, cfg
-
-
-def check_weights(weights_file: Path, blob: bytes, spec: dict[str, Any]) -> str | None:
-    """Compare the weights' bytes with ``weights_sha256`` of model.json.
-
-    Returns:
-        None when they match, "no stored hash" for runs written before hashes were stored.
-    Raises:
-        RunError: they differ (the message names the file).
-    """
-    stored = spec.get("weights_sha256")
-    if not stored:
-        return "no stored hash"
-    if sha256_bytes(blob) != stored:
-        raise RunError(
-            f"{weights_file}: SHA-256 differs from the one model.json recorded when it was written "
-            f"(the file changed afterwards: flipped bits, a partial copy or another run's weights)"
-        )
-    return None
 
 
 def check_task(dataset: MultimodalDataset, spec: dict[str, Any], run: str) -> None:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mmlatch.files import exception_line
+
 OK, NOTE, PROBLEM = "ok", "note", "PROBLEM"
 
 
@@ -29,9 +31,6 @@ class Finding:
         return f"{self.status:<8} {self.message}"
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def _leftovers(root: Path) -> list[Finding]:
@@ -85,7 +84,7 @@ def _config(run: Path, out: list[Finding]) -> Any:
     try:
         cfg = TrainConfig.from_dict(read_yaml(path), where=str(path))
     except Exception as exc:  # ConfigError, TypeError, yaml errors ...
-        out.append(Finding(PROBLEM, f"config.yaml: not a readable run config ({_one_line(exc)})"))
+        out.append(Finding(PROBLEM, f"config.yaml: not a readable run config ({exception_line(exc, with_type=False)})"))
         return None
     out.append(Finding(OK, "config.yaml: a readable run config"))
     return cfg
@@ -99,7 +98,7 @@ def _model_json(run: Path, out: list[Finding]) -> dict[str, Any] | None:
     try:
         spec = read_model_json(run)
     except RunError as exc:
-        out.append(Finding(PROBLEM, _one_line(exc)))
+        out.append(Finding(PROBLEM, exception_line(exc, with_type=False)))
         return None
     out.append(Finding(OK, "model.json: a readable model description"))
     return spec
@@ -113,7 +112,7 @@ def _weights(run: Path, spec: dict[str, Any], out: list[Finding]) -> Any:
     try:
         model, _, _ = load_run_model(run)
     except RunError as exc:
-        out.append(Finding(PROBLEM, _one_line(exc)))
+        out.append(Finding(PROBLEM, exception_line(exc, with_type=False)))
         return None
     if spec.get("weights_sha256"):
         out.append(Finding(OK, "model.safetensors: SHA-256 matches model.json; the weights fit its model"))
@@ -133,13 +132,13 @@ def _checkpoints(run: Path, out: list[Finding]) -> None:
     try:
         known = read_checksums(folder)
     except ChecksumError as exc:
-        out.append(Finding(PROBLEM, _one_line(exc)))
+        out.append(Finding(PROBLEM, exception_line(exc, with_type=False)))
         known = {}
     for ckpt in sorted(folder.glob("*.ckpt")):
         try:
             state = read_checkpoint(ckpt)
         except RunError as exc:
-            out.append(Finding(PROBLEM, _one_line(exc)))
+            out.append(Finding(PROBLEM, exception_line(exc, with_type=False)))
             continue
         epoch = int(state.get("epoch", -1)) + 1
         if known.get(ckpt.name):
@@ -157,7 +156,7 @@ def _metrics(run: Path, out: list[Finding]) -> dict[str, Any] | None:
         if not isinstance(metrics, dict):
             raise ValueError(f"a JSON {type(metrics).__name__}, not an object")
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        out.append(Finding(PROBLEM, f"metrics.json: not valid JSON ({_one_line(exc)})"))
+        out.append(Finding(PROBLEM, f"metrics.json: not valid JSON ({exception_line(exc, with_type=False)})"))
         return None
     return metrics
 
@@ -186,7 +185,7 @@ def _same_run(
             rows = len(pd.read_csv(log))
             pairs.append(("metrics.json: epochs_run", metrics["epochs_run"], "log/metrics.csv: rows", rows))
         except Exception as exc:  # pandas parser errors
-            out.append(Finding(PROBLEM, f"log/metrics.csv: not a readable CSV ({_one_line(exc)})"))
+            out.append(Finding(PROBLEM, f"log/metrics.csv: not a readable CSV ({exception_line(exc, with_type=False)})"))
     if metrics is not None and cfg is not None and isinstance(metrics.get("epochs_run"), int) and metrics["epochs_run"] > cfg.epochs:
         out.append(Finding(PROBLEM, f"metrics.json: {metrics['epochs_run']} epochs run, but config.yaml allows {cfg.epochs}"))
     for left, a, right, b in pairs:
@@ -213,13 +212,13 @@ def verify_extraction(path: str | Path) -> list[Finding]:
             if not isinstance(doc, dict):
                 raise ValueError("not a JSON object")
         except (OSError, UnicodeDecodeError, ValueError) as exc:
-            return out + [Finding(PROBLEM, f"{manifest}: not valid JSON ({_one_line(exc)})")]
+            return out + [Finding(PROBLEM, f"{manifest}: not valid JSON ({exception_line(exc, with_type=False)})")]
         if not doc.get("dataset_sha256"):
             out.append(Finding(NOTE, f"{npz.name}: no stored hash ({manifest.name} written before hashes were stored)"))
     try:
         load_dataset(str(npz))
     except Exception as exc:  # DataError names the file
-        return out + [Finding(PROBLEM, _one_line(exc))]
+        return out + [Finding(PROBLEM, exception_line(exc, with_type=False))]
     out.append(Finding(OK, f"{npz.name}: readable" + (", SHA-256 matches its manifest" if manifest.is_file() and doc.get("dataset_sha256") else "")))
     return out
 

@@ -7,7 +7,9 @@
 - ``own``: a file written by :func:`mmlatch.data.convert.save_dataset` (``mmlatch data
   convert``), recognised by its ``__mmlatch__`` entry.
 
-``npz`` and ``mmlatch`` are accepted as names of ``own``. Every reader returns a
+``npz`` and ``mmlatch`` are accepted as names of ``own``. More formats are added with
+:func:`~mmlatch.data.readers.registry.register_reader` (one file, one decorator): detected by
+their own ``detect`` before the formats above, or asked for by name. Every reader returns a
 :class:`~mmlatch.data.dataset.MultimodalDataset` whose ``source`` is ``"<format>:<path>"``
 and whose ``nonfinite`` holds the NaN/inf counts found per split and modality.
 """
@@ -21,13 +23,16 @@ from pathlib import Path
 from typing import Any
 
 from mmlatch.data.dataset import DataError, MultimodalDataset
+from mmlatch.data.readers._common import nonzero_steps, shift_to_front, strip_padding
+from mmlatch.data.readers.registry import detect_registered, get_reader, register_reader, registered_formats
 
 FORMATS: tuple[str, ...] = ("mult", "mmsa", "csd", "mfn", "own")
 _ALIASES = {"npz": "own", "mmlatch": "own"}
 _PICKLE_SUFFIXES = (".pkl", ".pickle")
 
 
-def _is_pickle(path: Path) -> bool:
+def is_pickle(path: Path) -> bool:
+    """Whether ``path`` is a pickle: by its suffix, else by its first bytes (the PROTO opcode)."""
     if path.suffix.lower() in _PICKLE_SUFFIXES:
         return True
     try:
@@ -63,7 +68,7 @@ def detect_format(path: str | os.PathLike[str]) -> str:
         return "own"
     if p.suffix == ".csd":
         return "csd"
-    if _is_pickle(p):
+    if is_pickle(p):
         return "pickle"
     if p.suffix == ".npz":
         if not zipfile.is_zipfile(p):
@@ -138,14 +143,17 @@ def read_path(
     check_policy(on_nonfinite)
     if format is not None:
         fmt = _ALIASES.get(format, format)
-        if fmt not in FORMATS:
+        if fmt not in FORMATS and get_reader(fmt) is None:
             raise DataError(
-                f"unknown data format {format!r}; expected one of {list(FORMATS) + list(_ALIASES)}"
+                f"unknown data format {format!r}; expected one of "
+                f"{list(FORMATS) + list(_ALIASES) + registered_formats()}"
             )
         if not p.exists():
             raise DataError(f"{p}: no such file or directory")
     else:
-        fmt = detect_format(p)
+        fmt = (detect_registered(p) if p.exists() else None) or detect_format(p)
+    if get_reader(fmt) is not None:
+        return _read_registered(p, fmt, on_nonfinite, folds, csd_modalities, options)
     shown = "MulT/MMSA pickle" if fmt == "pickle" else repr(fmt)
     if fmt != "csd" and (folds is not None or csd_modalities):
         raise DataError(
@@ -181,4 +189,32 @@ def read_path(
         raise DataError(f"{p}: could not read as {shown} data: {type(e).__name__}: {e}") from e
 
 
-__all__ = ["FORMATS", "detect_format", "read_path"]
+def _read_registered(
+    p: Path, fmt: str, on_nonfinite: str, folds: Any, csd_modalities: Any, options: dict[str, Any]
+) -> MultimodalDataset:
+    """Read ``p`` with the registered reader of ``fmt`` (its options checked first)."""
+    reader = get_reader(fmt)
+    assert reader is not None
+    if folds is not None or csd_modalities:
+        raise DataError(f"{p}: folds/csd_modalities apply to .csd directories only, this is {fmt!r} data")
+    unknown = sorted(set(options) - reader.options)
+    if unknown:
+        raise DataError(f"reader option(s) {unknown} not understood for {fmt!r} data")
+    try:
+        return reader.read(p, on_nonfinite=on_nonfinite, **options)
+    except DataError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as e:
+        raise DataError(f"{p}: could not read as {fmt!r} data: {type(e).__name__}: {e}") from e
+
+
+__all__ = [
+    "FORMATS",
+    "detect_format",
+    "is_pickle",
+    "nonzero_steps",
+    "read_path",
+    "register_reader",
+    "shift_to_front",
+    "strip_padding",
+]

@@ -184,6 +184,20 @@ def strip_padding(
     return {m: lengths[m] for m in features}
 
 
+def check_lengths(lengths: np.ndarray, where: str, key: str, seq_len: int, note: str = "") -> np.ndarray:
+    """Lengths a file gives (int64 (N,)), checked to lie in [0, ``seq_len``]; 0 becomes 1.
+
+    Raises:
+        DataError: a length outside the range (the message names ``where``, ``key`` and
+            ``note``, e.g. which modality's sequence length).
+    """
+    if lengths.size and (lengths.min() < 0 or lengths.max() > seq_len):
+        raise DataError(
+            f"{where}: key {key!r}: lengths span [{lengths.min()}, {lengths.max()}], outside [0, {seq_len}]{note}"
+        )
+    return np.maximum(lengths, 1)
+
+
 def as_float32(x: np.ndarray, *, copy: bool = False) -> np.ndarray:
     """``x`` as a writeable float32 array we may modify in place (copied only when needed)."""
     if copy or x.dtype != np.float32 or not x.flags.writeable:

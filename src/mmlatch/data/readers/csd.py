@@ -187,7 +187,7 @@ def _entry(seq: _Seq, vid: str, where: str) -> tuple[np.ndarray, np.ndarray]:
     return feats, iv.astype(np.float64)
 
 
-def average_in_intervals(
+def average_overlapping_frames(
     ref: np.ndarray, intervals: np.ndarray, features: np.ndarray, eps: float = EPSILON
 ) -> np.ndarray:
     """Average the frames overlapping each reference interval (zeros where none).
@@ -349,7 +349,7 @@ def read_csd_words(path: str | os.PathLike[str]) -> dict[str, tuple[list[str], n
     return out
 
 
-def _feature_names(seq: _Seq, dim: int) -> list[str] | None:
+def _dimension_names(seq: _Seq, dim: int) -> list[str] | None:
     if seq.metadata is None or "dimension names" not in seq.metadata:
         return None
     try:
@@ -367,6 +367,143 @@ def _label_task(k: int) -> tuple[TaskSpec, slice]:
     return TaskSpec(
         num_outputs=k, label_names=tuple(f"label_{i}" for i in range(k)), label_range=None
     ), slice(0, k)
+
+
+def _assign_roles(path: Path, seqs: list[_Seq], overrides: dict[str, str]) -> tuple[dict[str, _Seq], list[str]]:
+    """Each .csd file's role (one file per role); the numeric modalities present, in order.
+
+    Raises:
+        DataError: two files for one role, no numeric modality, no labels or no word alignment.
+    """
+    by_role: dict[str, _Seq] = {}
+    for seq in seqs:
+        seq.role = _role(seq, overrides)
+        if seq.role == "ignore":
+            continue
+        if seq.role in by_role:
+            other = by_role[seq.role]
+            raise DataError(
+                f"{path}: two .csd files map to {seq.role!r}: {other.path.name} (root "
+                f"{other.root!r}) and {seq.path.name} (root {seq.root!r}); choose one with "
+                f"csd_modalities={{{seq.root!r}: 'ignore'}}"
+            )
+        by_role[seq.role] = seq
+    found = {s.path.name: s.role for s in seqs}
+    mods = [m for m in MODALITY_ORDER if m in by_role]
+    if not mods:
+        hint = (
+            " (tokens are not features: read them with read_csd_words)"
+            if "words" in by_role
+            else ""
+        )
+        raise DataError(
+            f"{path}: no numeric modality among the .csd files {found}; need word vectors, "
+            f"audio or visual features{hint}"
+        )
+    if "labels" not in by_role:
+        raise DataError(
+            f"{path}: no labels .csd (a root name containing 'label') among {found}"
+        )
+    if by_role.get("words") is None and by_role.get("text") is None:
+        raise DataError(
+            f"{path}: word alignment needs a words or word-vectors .csd; found {found}"
+        )
+    return by_role, mods
+
+
+def _split_of_video(
+    path: Path, seqs: list[_Seq], folds: str | os.PathLike[str] | Mapping[str, Sequence[str]] | None
+) -> dict[str, str]:
+    """Video id -> split, from ``folds`` or the CMU SDK's standard folds of the corpus."""
+    if folds is not None:
+        fold_ids = load_folds(folds)
+    else:
+        tag = sdk_dataset_tag(
+            [s.root for s in seqs] + [s.path.name for s in seqs] + [path.name]
+        )
+        standard = sdk_standard_folds(tag) if tag else None
+        if standard is None:
+            why = (
+                f"the standard {tag} folds need the cmu-multimodal-sdk package (mmsdk)"
+                if tag
+                else "no standard folds are known for this corpus"
+            )
+            raise DataError(
+                f"{path}: which videos are train/valid/test? {why}; pass folds (--folds FILE, "
+                f'a JSON {{"train": [video ids], "valid": [...], "test": [...]}})'
+            )
+        fold_ids = standard
+    return {v: s for s in SPLITS for v in fold_ids[s]}
+
+
+def _usable_videos(path: Path, used: list[_Seq], split_of: dict[str, str]) -> set[str]:
+    """Videos present in every used .csd file (a warning counts those dropped, and those in no fold)."""
+    videos = set(used[0].videos)
+    for seq in used:
+        videos &= set(seq.videos)
+    partial = set().union(*(set(seq.videos) for seq in used)) - videos
+    unassigned = sorted(v for v in videos if v not in split_of)
+    if partial or unassigned:
+        warnings.warn(
+            f"{path}: dropped {len(partial)} videos missing from some .csd file and "
+            f"{len(unassigned)} videos in no fold",
+            stacklevel=3,  # the caller of read_csd
+        )
+    return videos
+
+
+def _padded_splits(
+    segs: dict[str, dict[str, list[np.ndarray]]],
+    labs: dict[str, list[np.ndarray]],
+    ids: dict[str, list[str]],
+    mods: list[str],
+    dims: dict[str, int],
+    task: TaskSpec,
+    labels_seq: _Seq,
+) -> dict[str, Split]:
+    """Per split: the segments end-padded to the longest segment of all splits (N, L, F)."""
+    seq_len = max(len(a) for s in SPLITS for a in segs[s][mods[0]])
+    splits: dict[str, Split] = {}
+    for s in SPLITS:
+        n = len(ids[s])
+        lengths = np.array([len(a) for a in segs[s][mods[0]]], dtype=np.int64)
+        features = {}
+        for m in mods:
+            x = np.zeros((n, seq_len, dims[m]), dtype=np.float32)  # (N, L, F)
+            for i, a in enumerate(segs[s][m]):
+                x[i, : len(a)] = a
+            features[m] = x
+            segs[s][m] = []  # free the pieces
+        y = np.stack(labs[s]).reshape(n, task.num_outputs)
+        check_label_range(y, task, f"{labels_seq.path}, split {s!r}", "features")
+        splits[s] = Split(
+            features=features, lengths={m: lengths.copy() for m in mods}, labels=y, ids=ids[s]
+        )
+    return splits
+
+
+def _align_modalities(
+    by_role: dict[str, _Seq], mods: list[str], vid: str, where: str, word_iv: np.ndarray,
+    counter: NonfiniteCounter, split: str, dims: dict[str, int], names: dict[str, list[str]],
+) -> dict[str, np.ndarray]:
+    """One video's modalities averaged per word (modality -> (n_words, F) float32); ``dims``
+    and ``names`` are filled from the first video and checked on the others."""
+    aligned: dict[str, np.ndarray] = {}
+    for m in mods:
+        seq = by_role[m]
+        feats, iv = _entry(seq, vid, where)
+        feats = np.asarray(feats, dtype=np.float64)
+        if dims.setdefault(m, feats.shape[1]) != feats.shape[1]:
+            raise DataError(
+                f"{seq.path}{where}, video {vid!r}: key 'features' has {feats.shape[1]} "
+                f"columns, other videos have {dims[m]}"
+            )
+        if m not in names:
+            names[m] = _dimension_names(seq, dims[m]) or []
+        if counter.count(feats, split=split, modality=m, file=seq.path):
+            np.nan_to_num(feats, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+        aligned[m] = average_overlapping_frames(word_iv, iv, feats).astype(np.float32)
+    return aligned
 
 
 def read_csd(
@@ -398,74 +535,11 @@ def read_csd(
         raise DataError(f"max_len must be >= 1, got {max_len}")
     with ExitStack() as stack:
         seqs = [_open_seq(p, stack) for p in files]
-        by_role: dict[str, _Seq] = {}
-        for seq in seqs:
-            seq.role = _role(seq, overrides)
-            if seq.role == "ignore":
-                continue
-            if seq.role in by_role:
-                other = by_role[seq.role]
-                raise DataError(
-                    f"{path}: two .csd files map to {seq.role!r}: {other.path.name} (root "
-                    f"{other.root!r}) and {seq.path.name} (root {seq.root!r}); choose one with "
-                    f"csd_modalities={{{seq.root!r}: 'ignore'}}"
-                )
-            by_role[seq.role] = seq
-        found = {s.path.name: s.role for s in seqs}
-        mods = [m for m in MODALITY_ORDER if m in by_role]
-        if not mods:
-            hint = (
-                " (tokens are not features: read them with read_csd_words)"
-                if "words" in by_role
-                else ""
-            )
-            raise DataError(
-                f"{path}: no numeric modality among the .csd files {found}; need word vectors, "
-                f"audio or visual features{hint}"
-            )
-        if "labels" not in by_role:
-            raise DataError(
-                f"{path}: no labels .csd (a root name containing 'label') among {found}"
-            )
-        ref = by_role.get("words") or by_role.get("text")
-        if ref is None:
-            raise DataError(
-                f"{path}: word alignment needs a words or word-vectors .csd; found {found}"
-            )
+        by_role, mods = _assign_roles(path, seqs, overrides)
+        ref = by_role.get("words") or by_role["text"]
         labels_seq = by_role["labels"]
-
-        if folds is not None:
-            fold_ids = load_folds(folds)
-        else:
-            tag = sdk_dataset_tag(
-                [s.root for s in seqs] + [s.path.name for s in seqs] + [path.name]
-            )
-            standard = sdk_standard_folds(tag) if tag else None
-            if standard is None:
-                why = (
-                    f"the standard {tag} folds need the cmu-multimodal-sdk package (mmsdk)"
-                    if tag
-                    else "no standard folds are known for this corpus"
-                )
-                raise DataError(
-                    f"{path}: which videos are train/valid/test? {why}; pass folds (--folds FILE, "
-                    f'a JSON {{"train": [video ids], "valid": [...], "test": [...]}})'
-                )
-            fold_ids = standard
-        split_of = {v: s for s in SPLITS for v in fold_ids[s]}
-
-        used = [by_role[r] for r in ("labels", "words", *mods) if r in by_role]
-        videos = set(labels_seq.videos)
-        for seq in used:
-            videos &= set(seq.videos)
-        partial = set().union(*(set(seq.videos) for seq in used)) - videos
-        unassigned = sorted(v for v in videos if v not in split_of)
-        if partial or unassigned:
-            warnings.warn(
-                f"{path}: dropped {len(partial)} videos missing from some .csd file and "
-                f"{len(unassigned)} videos in no fold",
-                stacklevel=2,
-            )
+        split_of = _split_of_video(path, seqs, folds)
+        videos = _usable_videos(path, [by_role[r] for r in ("labels", "words", *mods) if r in by_role], split_of)
 
         counter = NonfiniteCounter(on_nonfinite, path)
         segs: dict[str, dict[str, list[np.ndarray]]] = {s: {m: [] for m in mods} for s in SPLITS}
@@ -484,21 +558,7 @@ def read_csd(
             if ref.textual and not keep_sp:
                 keep = np.array([t.lower() != "sp" for t in _tokens(ref_feats)], dtype=bool)
                 word_iv = word_iv[keep]
-            aligned: dict[str, np.ndarray] = {}
-            for m in mods:
-                seq = by_role[m]
-                feats, iv = _entry(seq, vid, where)
-                feats = np.asarray(feats, dtype=np.float64)
-                if dims.setdefault(m, feats.shape[1]) != feats.shape[1]:
-                    raise DataError(
-                        f"{seq.path}{where}, video {vid!r}: key 'features' has {feats.shape[1]} "
-                        f"columns, other videos have {dims[m]}"
-                    )
-                if m not in names:
-                    names[m] = _feature_names(seq, dims[m]) or []
-                if counter.count(feats, split=split, modality=m, file=seq.path):
-                    np.nan_to_num(feats, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
-                aligned[m] = average_in_intervals(word_iv, iv, feats).astype(np.float32)
+            aligned = _align_modalities(by_role, mods, vid, where, word_iv, counter, split, dims, names)
             lab_feats, lab_iv = _entry(labels_seq, vid, where)
             if task is None:
                 label_dim = lab_feats.shape[1]
@@ -533,23 +593,7 @@ def read_csd(
                 f".csd video ids (e.g. {sorted(videos)[:3]})?"
             )
         assert task is not None
-        seq_len = max(len(a) for s in SPLITS for a in segs[s][mods[0]])
-        splits: dict[str, Split] = {}
-        for s in SPLITS:
-            n = len(ids[s])
-            lengths = np.array([len(a) for a in segs[s][mods[0]]], dtype=np.int64)
-            features = {}
-            for m in mods:
-                x = np.zeros((n, seq_len, dims[m]), dtype=np.float32)  # (N, L, F)
-                for i, a in enumerate(segs[s][m]):
-                    x[i, : len(a)] = a
-                features[m] = x
-                segs[s][m] = []  # free the pieces
-            y = np.stack(labs[s]).reshape(n, task.num_outputs)
-            check_label_range(y, task, f"{labels_seq.path}, split {s!r}", "features")
-            splits[s] = Split(
-                features=features, lengths={m: lengths.copy() for m in mods}, labels=y, ids=ids[s]
-            )
+        splits = _padded_splits(segs, labs, ids, mods, dims, task, labels_seq)
         return MultimodalDataset(
             name=path.stem if path.is_file() else path.name,
             splits=splits,

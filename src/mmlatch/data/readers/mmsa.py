@@ -33,6 +33,7 @@ from mmlatch.data.readers._common import (
     as_float32,
     check_features,
     check_label_range,
+    check_lengths,
     distinct_split_dicts,
     ids_from_array,
     must_copy,
@@ -66,12 +67,7 @@ def _given_lengths(
         if raw.shape != (n,):
             raise DataError(f"{where}: key {lkey!r} has shape {raw.shape}, expected ({n},)")
     ln = np.asarray(raw).astype(np.int64)
-    if n and (ln.min() < 0 or ln.max() > seq_len):
-        raise DataError(
-            f"{where}: key {lkey!r}: lengths span [{ln.min()}, {ln.max()}], outside [0, {seq_len}] "
-            f"(the sequence length of {key!r})"
-        )
-    return np.maximum(ln, 1)
+    return check_lengths(ln, where, lkey, seq_len, f" (the sequence length of {key!r})")
 
 
 def mmsa_from_dict(
