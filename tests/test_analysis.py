@@ -20,7 +20,7 @@ from mmlatch.cli.analysis_cmds import register
 from mmlatch.data import TaskSpec
 from mmlatch.training import load_config, train
 from mmlatch.training.run import load_data, load_run_model
-from conftest import tiny_settings
+from tiny import tiny_settings
 
 TINY = tiny_settings(["progress=false"], n_test=24)
 runner = CliRunner()

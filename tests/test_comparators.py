@@ -19,7 +19,7 @@ from mmlatch.models.raven import GatedShift, word_chunks
 from mmlatch.models.routing import CapsuleRouting, feature_subsets
 
 from padded import padded_modalities
-from conftest import tiny_settings
+from tiny import tiny_settings
 
 DIMS = {"text": 6, "audio": 5, "visual": 4}
 SMALL = {

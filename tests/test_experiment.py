@@ -17,7 +17,7 @@ import yaml
 
 from mmlatch.training import evaluate_run
 from mmlatch.training.experiment import load_experiment, run_experiment, summary_table
-from conftest import tiny_settings
+from tiny import tiny_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 MMLATCH = [sys.executable, "-m", "mmlatch.cli.main"]

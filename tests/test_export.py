@@ -16,7 +16,7 @@ from mmlatch.analysis.export import export_model, onnx_session, run_onnx
 from mmlatch.cli.analysis_cmds import register
 from mmlatch.models import create_model, list_models, model_arguments
 from mmlatch.training import load_config, train
-from conftest import tiny_settings
+from tiny import tiny_settings
 
 DIMS = {"text": 6, "audio": 5, "visual": 4}
 SMALL_ARGS = {

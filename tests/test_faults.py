@@ -27,7 +27,7 @@ from mmlatch.cli.main import app
 from mmlatch.files import WriteError, write_text
 from mmlatch.rundir import LockedError, lock_files, writer_lock
 from mmlatch.training.run import RunError
-from conftest import tiny_settings
+from tiny import tiny_settings
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 TINY = tiny_settings()

@@ -19,7 +19,7 @@ from mmlatch.cli.analysis_cmds import register
 from mmlatch.models import create_model
 from mmlatch.modules.transformer import masked_mean
 from mmlatch.training import load_config, train
-from conftest import tiny_settings
+from tiny import tiny_settings
 
 TINY = tiny_settings(["progress=false", "standardize=true"], n_test=24, max_len=10)
 runner = CliRunner()

@@ -26,7 +26,7 @@ from mmlatch.data.convert import save_dataset
 from mmlatch.data.synthetic import make_synthetic
 from mmlatch.files import atomic_write, write_bytes, write_json, write_text
 from mmlatch.training.run import RunError
-from conftest import tiny_settings
+from tiny import tiny_settings
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 TINY = tiny_settings()

@@ -20,7 +20,7 @@ from mmlatch.training.precision import (
     resolve_inference_precision,
     resolve_train_precision,
 )
-from conftest import tiny_settings
+from tiny import tiny_settings
 
 runner = CliRunner()
 TINY = tiny_settings(n_train=32, max_len=8, threads=None)

@@ -19,7 +19,7 @@ from mmlatch.cli.analysis_cmds import register
 from mmlatch.data.convert import save_dataset
 from mmlatch.training import evaluate_run, load_config, train
 from mmlatch.training.run import load_data, load_run_model, predict_split
-from conftest import tiny_settings
+from tiny import tiny_settings
 
 TINY = tiny_settings(["data_args.min_len=3", "progress=false"], n_test=24)
 runner = CliRunner()

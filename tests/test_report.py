@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from mmlatch.cli.main import app
 from mmlatch.training.experiment import load_experiment, run_experiment
-from conftest import tiny_settings
+from tiny import tiny_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = tiny_settings(n_train=32, max_len=8)

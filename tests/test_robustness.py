@@ -18,7 +18,7 @@ from mmlatch.cli.analysis_cmds import register
 from mmlatch.data import Split
 from mmlatch.models import create_model, list_models, model_arguments
 from mmlatch.training import evaluate_run, load_config, train
-from conftest import tiny_settings
+from tiny import tiny_settings
 
 TINY = tiny_settings(["progress=false"], n_test=24)
 SMALL_ARGS = {"hidden": 8, "heads": 2, "layers": 1, "encoder_layers": 1, "fusion_layers": 1}

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from mmlatch.cli.main import app
 from mmlatch.training.threads import choose_threads
-from conftest import tiny_settings
+from tiny import tiny_settings
 
 runner = CliRunner()
 TINY = tiny_settings(n_train=32, max_len=8, threads=None)

@@ -17,7 +17,7 @@ from mmlatch.data.synthetic import make_synthetic, text_flags
 from mmlatch.metrics import SENTIMENT_METRICS
 from mmlatch.models import create_model, list_models
 from mmlatch.training import TrainConfig, load_config
-from conftest import tiny_settings
+from tiny import tiny_settings
 
 CONFIGS = Path(__file__).resolve().parents[1] / "src" / "mmlatch" / "configs"
 TINY = tiny_settings()
