@@ -45,8 +45,8 @@ def test_released_padding_changes_only_padded_batches(name: str) -> None:
     """Same weights: full-length batches give the same predictions with either setting; on a
     padded batch only ``released`` depends on the padding (as the released code does)."""
     torch.manual_seed(0)
-    masked = create_model(name, DIMS, variant="authors").eval()
-    released = create_model(name, DIMS, variant="authors", padding="released").eval()
+    masked = create_model(name, DIMS, variant="authors", padding="masked").eval()
+    released = create_model(name, DIMS, variant="authors").eval()  # the authors variant's default
     released.load_state_dict(masked.state_dict())
     x = {k: torch.randn(3, 6, f) for k, f in DIMS.items()}
     full = torch.tensor([6, 6, 6])
@@ -57,6 +57,21 @@ def test_released_padding_changes_only_padded_batches(name: str) -> None:
         assert torch.allclose(released({k: v[2:, :2] for k, v in x.items()}, lens[2:]).prediction, alone, atol=1e-6)
         assert torch.allclose(masked(x, lens).prediction[2], alone[0], atol=1e-5)
         assert (released(x, lens).prediction[2] - alone[0]).abs().item() > 1e-3
+
+
+@pytest.mark.parametrize("name", ["baseline", "mmlatch"])
+def test_padding_defaults_follow_the_variant(name: str) -> None:
+    """authors: the released padding unless ``padding=masked``; paper: always masked."""
+
+    def released(net: torch.nn.Module) -> bool:
+        net = getattr(net, "backbone", net)
+        return net.released_padding and all(e.released_padding for e in net.encoders.values())
+
+    assert released(create_model(name, DIMS, variant="authors"))
+    assert released(create_model(name, DIMS, variant="authors", padding="released"))
+    assert not released(create_model(name, DIMS, variant="authors", padding="masked"))
+    paper = create_model(name, DIMS)
+    assert not getattr(paper, "backbone", paper).released_padding
 
 
 def test_released_padding_needs_the_authors_variant() -> None:
