@@ -4,8 +4,9 @@ Both start from the same weights (the released model's random init, brought over
 :func:`mmlatch.models.authors.from_authors_state`), see the same batches in the same order
 (cut to each batch's longest sample, end-padded, real lengths given), dropout off, Adam
 lr 5e-4, L1 loss; after each step the losses and every weight are compared. ``--batches equal``
-draws batches of equal-length samples (no padding), ``padded`` random batches; ``--set
-padding=\\"released\\"`` switches our model to the released code's padded steps.
+draws batches of equal-length samples (no padding), ``padded`` random batches. Our model
+keeps the released code's padded steps (the ``authors`` variant's default); ``--set
+padding=\\"masked\\"`` makes its padding inert.
 
 The released code is not part of this project: give the root of a checkout of
 github georgepar/mmlatch with ``--authors-code``; without it the benchmark says so and exits 0.
@@ -13,7 +14,7 @@ Its package is copied to a temporary directory under another name (ours is also 
 
     python benchmarks/planted_data.py --out /tmp/planted/mosei_senti_data.pkl
     python benchmarks/training_parity.py --authors-code /path/to/mmlatch-checkout \\
-        --data /tmp/planted/mosei_senti_data.pkl --steps 100 --batches padded --set padding='"released"'
+        --data /tmp/planted/mosei_senti_data.pkl --steps 100 --batches padded
 """
 
 from __future__ import annotations
@@ -132,7 +133,7 @@ def main() -> None:
         if step % a.report_every == 0 or step in (1, a.steps):
             ts, os_ = theirs.state_dict(), to_authors_state(ours.state_dict(), a.model)
             dw = max(float((ts[k] - os_[k]).abs().max()) for k in ts)
-            print(json.dumps({"step": step, "loss_theirs": float(loss_t), "loss_ours": float(loss_o),
+            print(json.dumps({"step": step, "loss_theirs": float(loss_t.detach()), "loss_ours": float(loss_o.detach()),
                               "max_loss_diff_so_far": worst, "max_weight_diff": dw}), flush=True)
 
 

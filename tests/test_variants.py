@@ -135,7 +135,7 @@ def test_paper_variant_padding_gradients_and_export(name: str, tmp_path) -> None
 
     other = next(v for v in VARIANTS if v != DEFAULT_VARIANT)
     torch.manual_seed(0)
-    model = create_model(name, DIMS, variant=other, hidden=4)
+    model = create_model(name, DIMS, variant=other, hidden=4)  # authors: the released padding
     g = torch.Generator().manual_seed(1)
     lens = torch.tensor([3, 6, 5])
     real = (torch.arange(6)[None] < lens[:, None]).unsqueeze(2)
@@ -144,7 +144,9 @@ def test_paper_variant_padding_gradients_and_export(name: str, tmp_path) -> None
     out.prediction.sum().backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
     assert not missing
-    model.eval()
+    export_model(model.eval(), DIMS, "torchscript", tmp_path / "released.pt", verify=True)
+    # padding never counts once masked (the released padding does count: test_training_parity)
+    model = create_model(name, DIMS, variant=other, hidden=4, padding="masked").eval()
     with torch.no_grad():
         batched = model(feats, lens).prediction
         for i, n in enumerate(lens.tolist()):

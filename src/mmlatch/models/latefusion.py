@@ -3,8 +3,9 @@
 Two named variants (model option ``variant``):
 
 - ``authors``: the authors' released model (github georgepar/mmlatch, ``mmlatch/mm.py``),
-  weight for weight, except that padding never counts (the released read-out summed padded
-  steps and its fusion attended to them).
+  weight for weight, padded steps included as the released code has them (its encoders keep
+  their padded attention outputs, its fusion attends to padded steps and its read-out sums
+  them: option ``padding``, default ``released``; ``masked`` makes padding inert).
 - ``paper``: the paper's text (Sec. 2-3).
 
 ``VARIANTS`` holds each variant's settings; docs/guide/models.md ("Variants") lists the differences.
@@ -45,6 +46,8 @@ class Variant:
     attn_dropout: float
     #: the top-down options' values when left unset
     topdown: dict[str, Any]
+    #: the option ``padding`` when left unset (see :data:`PADDING`)
+    padding: str = "masked"
 
 
 VARIANTS: dict[str, Variant] = {
@@ -55,6 +58,9 @@ VARIANTS: dict[str, Variant] = {
         head_dropout=False,
         attn_dropout=0.1,
         topdown={"stage1_grad": True, "mask_dropout": 0.2, "feedback_dropout": 0.1},
+        # the released code's padded steps: its loop trains this model to the authors' figures,
+        # the masked one to about twice their test MAE (docs/guide/fidelity.md, "Training parity")
+        padding="released",
     ),
     "paper": Variant(
         encoder_dropout_inside=False,
@@ -69,7 +75,7 @@ VARIANTS: dict[str, Variant] = {
 #: the default variant (docs/guide/models.md, "Variants", gives the measurements behind the choice)
 DEFAULT_VARIANT = "paper"
 #: how padded steps of a batch act: "masked" (never: a sample's prediction does not depend on
-#: its batch) or "released" (as in the released code, variant authors only)
+#: its batch) or "released" (as in the released code, variant authors only, its default)
 PADDING = ("masked", "released")
 
 
@@ -142,19 +148,20 @@ def build_late_fusion(
     attn_dropout: float | None = None,
     primary: str = "text",
     num_outputs: int = 1,
-    padding: str = "masked",
+    padding: str | None = None,
 ) -> LateFusion:
     """The paper's late-fusion network (d = ``hidden``) as variant ``variant`` builds it.
 
     ``dropout``: authors: on the encoders' BiLSTM outputs and self-attention weights;
     paper: on every r_k and before the head. ``attn_dropout`` (None: the variant's, 0.1 /
     0.0): on the cross-modal attention weights, and (authors) on the fused BiLSTM outputs
-    and read-out attention weights. ``padding``: ``masked`` (padded steps never count) or
-    ``released`` (authors only: the released code's padded steps, which train the released
-    model as its authors' loop does; a prediction then depends on how much its batch is
-    padded).
+    and read-out attention weights. ``padding`` (None: the variant's, ``released`` for authors,
+    ``masked`` for paper): ``masked`` (padded steps never count) or ``released`` (authors only:
+    the released code's padded steps, which train the released model as its authors' loop
+    does; a prediction then depends on how much its batch is padded).
     """
     v = get_variant(variant)
+    padding = v.padding if padding is None else padding
     if padding not in PADDING:
         raise ValueError(f"model_args.padding must be one of {', '.join(PADDING)}; got {padding!r}")
     released = padding == "released"
@@ -190,7 +197,7 @@ def baseline(
     attn_dropout: float | None = None,
     primary: str = "text",
     num_outputs: int = 1,
-    padding: str = "masked",
+    padding: str | None = None,
 ) -> LateFusion:
     return build_late_fusion(modality_dims, variant, hidden, dropout, attn_dropout, primary, num_outputs, padding)
 

@@ -126,24 +126,29 @@ def mult(
     out_dropout: float = 0.1,
     kernel_size: int = 1,
     causal: bool = False,
+    kv_norm: str = "own",
+    init: str = "torch",
     num_outputs: int = 1,
 ) -> MulT:
     """MulT; ``causal=True`` adds the future mask MulT's public code applies by a flag mistake.
 
     MulT with the given sizes; the self-attention stacks get max(layers, 3) layers (public code).
+    ``kv_norm``: ``own`` (a crossmodal layer's source stream has its own LayerNorm) or
+    ``shared`` (the target's LayerNorm normalises it too, as in the public code). ``init``:
+    ``torch`` or ``xavier`` (the public code's: Xavier-uniform transformer weights, zero biases).
     """
     if heads < 1 or hidden % heads:
         raise ValueError(f"heads ({heads}) must divide hidden ({hidden})")
     names = list(modality_dims)
     drop = dict(
         attn_dropout=attn_dropout, relu_dropout=relu_dropout, res_dropout=res_dropout,
-        embed_dropout=embed_dropout, causal=causal,
+        embed_dropout=embed_dropout, causal=causal, init=init,
     )
     projections = nn.ModuleDict({k: TemporalProjection(f, hidden, kernel_size) for k, f in modality_dims.items()})
     encoders = nn.ModuleDict(
         {
             t: nn.ModuleDict(
-                {s: TransformerEncoder(hidden, heads, layers, cross=True, **drop) for s in names if s != t}
+                {s: TransformerEncoder(hidden, heads, layers, cross=True, kv_norm=kv_norm, **drop) for s in names if s != t}
             )
             for t in names
         }

@@ -17,6 +17,12 @@ from mmlatch.modules.dropout import Dropout, dropout
 from mmlatch.modules.masking import additive_mask, length_mask
 
 
+#: how a crossmodal layer normalises its key/value stream (:class:`TransformerLayer`)
+KV_NORMS = ("own", "shared")
+#: weight initialisations of a stack (:meth:`TransformerEncoder.reset_parameters`)
+INITS = ("torch", "xavier")
+
+
 def sinusoidal_positions(length: int, dim: int, device: torch.device | None = None) -> Tensor:
     """MulT's (fairseq's) sinusoidal table: positions 1..L, sines then cosines.
 
@@ -164,7 +170,9 @@ class TransformerLayer(nn.Module):
         attn_dropout: dropout on attention weights.
         relu_dropout: dropout after the feed-forward ReLU.
         res_dropout: dropout on each branch before its residual sum.
-        cross: the layer attends a separate key/value stream (its own LayerNorm).
+        cross: the layer attends a separate key/value stream.
+        kv_norm: ``own`` (the key/value stream has its own LayerNorm) or ``shared`` (the
+            query's LayerNorm normalises it too, as in MulT's public code); cross only.
     """
 
     def __init__(
@@ -175,11 +183,14 @@ class TransformerLayer(nn.Module):
         relu_dropout: float = 0.0,
         res_dropout: float = 0.0,
         cross: bool = False,
+        kv_norm: str = "own",
     ) -> None:
         super().__init__()
+        if kv_norm not in KV_NORMS:
+            raise ValueError(f"kv_norm must be one of {', '.join(KV_NORMS)}; got {kv_norm!r}")
         self.cross = cross
         self.norm_q = nn.LayerNorm(dim)
-        self.norm_kv = nn.LayerNorm(dim) if cross else None
+        self.norm_kv = nn.LayerNorm(dim) if cross and kv_norm == "own" else None
         self.attn = MultiHeadAttention(dim, heads, attn_dropout)
         self.norm_ff = nn.LayerNorm(dim)
         self.fc1 = nn.Linear(dim, 4 * dim)
@@ -201,7 +212,10 @@ class TransformerLayer(nn.Module):
         if (kv is not None) != self.cross:
             raise ValueError("a crossmodal layer needs kv; a self-attention layer takes none")
         normed = self.norm_q(x)
-        source = normed if self.norm_kv is None else self.norm_kv(kv)
+        if kv is None:
+            source = normed
+        else:
+            source = self.norm_q(kv) if self.norm_kv is None else self.norm_kv(kv)
         q = normed
         if query_index is not None:
             rows = torch.arange(x.size(0), device=x.device)
@@ -230,6 +244,10 @@ class TransformerEncoder(nn.Module):
             unaligned streams of different lengths, the first i+1 source steps). Step 0 is
             always visible, so no real query row is ever fully masked.
         embed: apply the scaled positional embedding first.
+        kv_norm: see :class:`TransformerLayer`.
+        init: ``torch`` (PyTorch's defaults) or ``xavier`` (MulT's public code: Xavier-uniform
+            attention and feed-forward weights, the joint (3d, d) query/key/value matrix as
+            one, zero biases).
     """
 
     def __init__(
@@ -244,18 +262,39 @@ class TransformerEncoder(nn.Module):
         cross: bool = False,
         causal: bool = False,
         embed: bool = True,
+        kv_norm: str = "own",
+        init: str = "torch",
     ) -> None:
         super().__init__()
         if layers < 1:
             raise ValueError(f"a transformer needs at least 1 layer, got {layers}")
+        if init not in INITS:
+            raise ValueError(f"init must be one of {', '.join(INITS)}; got {init!r}")
         self.dim = dim
         self.cross = cross
         self.causal = causal
         self.embed = ScaledPositionalEmbedding(dim, embed_dropout) if embed else None
         self.layers = nn.ModuleList(
-            TransformerLayer(dim, heads, attn_dropout, relu_dropout, res_dropout, cross) for _ in range(layers)
+            TransformerLayer(dim, heads, attn_dropout, relu_dropout, res_dropout, cross, kv_norm) for _ in range(layers)
         )
         self.norm = nn.LayerNorm(dim)
+        if init == "xavier":
+            self.reset_parameters_xavier()
+
+    @torch.no_grad()
+    def reset_parameters_xavier(self) -> None:
+        """MulT's public initialisation: Xavier-uniform weights (q, k, v drawn as one (3d, d)
+        matrix), zero biases; LayerNorms stay at 1 / 0."""
+        for layer in self.layers:
+            attn = layer.attn
+            qkv = torch.empty(3 * self.dim, self.dim)
+            nn.init.xavier_uniform_(qkv)
+            for lin, w in zip((attn.q, attn.k, attn.v), qkv.chunk(3)):
+                lin.weight.copy_(w)
+            for lin in (attn.out, layer.fc1, layer.fc2):
+                nn.init.xavier_uniform_(lin.weight)
+            for lin in (attn.q, attn.k, attn.v, attn.out, layer.fc1, layer.fc2):
+                nn.init.zeros_(lin.bias)
 
     def attention_mask(self, lq: int, kv_lengths: Tensor, lk: int) -> Tensor:
         """Bool (B, 1, Lq|1, Lk): True where a query step may attend a key step."""
