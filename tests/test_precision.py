@@ -46,6 +46,31 @@ def test_auto_is_bf16_only_for_measured_models_on_a_native_cpu(with_native_bf16)
     assert resolve_train_precision("32", "cpu", "mmlatch") == "32"
 
 
+def test_auto_keeps_single_modality_runs_in_float32(with_native_bf16) -> None:
+    # bf16 was measured on runs of two or more modalities; one modality stays float32
+    assert resolve_train_precision("auto", "cpu", "baseline", n_modalities=1) == "32"
+    assert resolve_inference_precision("auto", "cpu", "baseline", n_modalities=1) == "32"
+    assert resolve_train_precision("auto", "cpu", "baseline", n_modalities=2) == "bf16-mixed"
+    assert resolve_inference_precision("auto", "cpu", "mmlatch", n_modalities=3) == "bf16"
+    # an explicit request is honoured whatever the number of modalities
+    assert resolve_train_precision("bf16-mixed", "cpu", "baseline", n_modalities=1) == "bf16-mixed"
+
+
+def test_a_single_modality_run_records_float32_under_auto(with_native_bf16, tmp_path) -> None:
+    args = ["train", "--data", "synthetic", "--model", "baseline", "--epochs", "1", "--modalities", "text",
+            "--out", str(tmp_path / "r"), "--no-progress", "--threads", "1", "--device", "cpu"]
+    for item in TINY:
+        args += ["--set", item]
+    before = torch.get_num_threads()
+    try:
+        res = runner.invoke(app, args)
+    finally:
+        torch.set_num_threads(before)
+    assert res.exit_code == 0, res.output
+    metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert metrics["precision"]["train"] == "32" and metrics["precision"]["inference"] == "32"
+
+
 def test_without_native_bf16_a_request_says_so_once_and_runs_float32(no_native_bf16) -> None:
     said: list[str] = []
     assert resolve_inference_precision("bf16", "cpu", "mmlatch", said.append) == "32"

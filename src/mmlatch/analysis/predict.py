@@ -277,7 +277,9 @@ def load_run(
     if engine != "torch":
         return RunPredictor(model, spec, cfg, Path(run_dir), "cpu", "32", engine)
     dev = resolve_device(device)
-    chosen = resolve_inference_precision(precision, dev, spec["model"], log or _stderr)
+    chosen = resolve_inference_precision(
+        precision, dev, spec["model"], log or _stderr, len(spec["modality_dims"])
+    )
     return RunPredictor(model, spec, cfg, Path(run_dir), dev, chosen)
 
 

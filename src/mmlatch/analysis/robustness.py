@@ -186,7 +186,9 @@ def robustness_table(
         if modality != "all" and modality not in run.modalities:
             raise AnalysisError(f"run {label!r} has no modality {modality!r}; it has {run.modalities}")
         targets = run.modalities if modality == "all" else [modality]
-        chosen = resolve_inference_precision(precision, device, run.spec["model"], _stderr)
+        chosen = resolve_inference_precision(
+            precision, device, run.spec["model"], _stderr, len(run.spec["modality_dims"])
+        )
         clean = run.dataset.split(split)
         stds = {m: feature_std(run.dataset.split("train"), m) for m in targets} if "noise" in corruptions else None
         for corruption in corruptions:

@@ -33,7 +33,10 @@ INFERENCE_PRECISIONS = ("auto", "32", "bf16")
 #: The models whose ``auto`` precision is bfloat16 on a CPU with native bfloat16, per mode:
 #: faster (benchmarks/step_time.py) and, on the synthetic data and MMMO A+V over 3 seeds, a
 #: test-MAE change within 0.005 (inference on float32-trained weights) or within the seed
-#: spread (bf16-mixed training); see benchmarks/bf16_accuracy.py and the table in docs/guide/speed.md. MulT
+#: spread (bf16-mixed training); see benchmarks/bf16_accuracy.py and the table in docs/guide/speed.md.
+#: Those measurements were of runs on two or more modalities; a single-modality run stays float32
+#: (MOSI text-only ``baseline``, 5 seeds: float32 MAE 0.858 / corr 0.722 / Acc2 81.2, bf16-mixed
+#: 0.861 / 0.720 / 80.7, worse on every column; docs/guide/extraction.md). MulT
 #: and HCT-MG keep their accuracy too but are not in them: their small matrices (head sizes
 #: 5-20) ran no faster in bfloat16 (the casts cost what the products save). Models not
 #: measured (the Table 1 comparators, the other top-down variants) stay float32.
@@ -69,10 +72,25 @@ def _no_native_note(device: str, asked: str) -> str:
     return f"note: {where} has no native bfloat16: {asked} runs in float32 instead"
 
 
+def _auto_bf16(mode: str, device: str, model: str | None, n_modalities: int | None) -> bool:
+    """Whether ``auto`` means bfloat16 for this model, device and number of modalities
+    (``None``: not known, taken as several)."""
+    if device.startswith("cuda") or model not in BF16_AUTO[mode]:
+        return False
+    if n_modalities is not None and n_modalities < 2:
+        return False
+    return _native(device)
+
+
 def resolve_train_precision(
-    requested: str, device: str, model: str | None = None, say: Callable[[str], None] | None = None
+    requested: str,
+    device: str,
+    model: str | None = None,
+    say: Callable[[str], None] | None = None,
+    n_modalities: int | None = None,
 ) -> str:
-    """The Lightning precision a training run uses (``32``, ``bf16-mixed`` or ``16-mixed``).
+    """The Lightning precision a training run uses (``32``, ``bf16-mixed`` or ``16-mixed``);
+    ``n_modalities``: how many modalities the run trains on (``auto`` keeps one in float32).
 
     Raises:
         ValueError: an unknown name, or ``16-mixed`` off CUDA.
@@ -84,7 +102,7 @@ def resolve_train_precision(
     if requested == "16-mixed" and not cuda:
         raise ValueError("precision 16-mixed needs a CUDA device; on CPU use bf16-mixed or 32")
     if requested == "auto":
-        return "bf16-mixed" if not cuda and model in BF16_AUTO["training"] and _native(device) else "32"
+        return "bf16-mixed" if _auto_bf16("training", device, model, n_modalities) else "32"
     if requested == "bf16-mixed" and not _native(device):
         if say is not None:
             say(_no_native_note(device, "bf16-mixed"))
@@ -93,9 +111,14 @@ def resolve_train_precision(
 
 
 def resolve_inference_precision(
-    requested: str, device: str, model: str | None = None, say: Callable[[str], None] | None = None
+    requested: str,
+    device: str,
+    model: str | None = None,
+    say: Callable[[str], None] | None = None,
+    n_modalities: int | None = None,
 ) -> str:
-    """The precision a forward pass for scoring or prediction uses (``32`` or ``bf16``).
+    """The precision a forward pass for scoring or prediction uses (``32`` or ``bf16``);
+    ``n_modalities`` as for :func:`resolve_train_precision`.
 
     Raises:
         ValueError: an unknown name.
@@ -104,8 +127,7 @@ def resolve_inference_precision(
     if requested not in INFERENCE_PRECISIONS:
         raise ValueError(f"precision {requested!r}: choose one of {', '.join(INFERENCE_PRECISIONS)}")
     if requested == "auto":
-        cuda = device.startswith("cuda")
-        return "bf16" if not cuda and model in BF16_AUTO["inference"] and _native(device) else "32"
+        return "bf16" if _auto_bf16("inference", device, model, n_modalities) else "32"
     if requested == "bf16" and not _native(device):
         if say is not None:
             say(_no_native_note(device, "bf16"))

@@ -280,11 +280,6 @@ def train_unlocked(
     cfg = cfg.resolved()
     threads = configure_threads(cfg.threads)
     device = resolve_device(cfg.device)
-    try:
-        precision = resolve_train_precision(cfg.precision, device, cfg.model, say)
-        eval_precision = resolve_inference_precision(cfg.eval_precision, device, cfg.model, say)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
     state = rundir.resume_state(out) if resume else "empty"
     if state == "finished":
         _check_same_run(out, cfg)
@@ -297,6 +292,12 @@ def train_unlocked(
         _check_same_run(out, cfg)
         last_state = read_checkpoint(last, "; delete it, or use --no-resume, to start the run afresh")
     dataset = load_data(cfg)  # first: bad data is answered before Lightning is imported
+    try:  # after the data: auto precision depends on how many modalities it has
+        n_mod = len(dataset.modality_dims)
+        precision = resolve_train_precision(cfg.precision, device, cfg.model, say, n_mod)
+        eval_precision = resolve_inference_precision(cfg.eval_precision, device, cfg.model, say, n_mod)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     import lightning as L  # seconds to import: only once the input is known to be good
 
     from mmlatch.training.module import TaskModule
@@ -591,7 +592,8 @@ def evaluate_run(
         )
     check_task(dataset, spec, str(run_dir))
     dev = resolve_device(device)
-    return evaluate_model(model, dataset, split, dev, resolve_inference_precision(precision, dev, spec["model"], log or _stderr))
+    chosen = resolve_inference_precision(precision, dev, spec["model"], log or _stderr, len(spec["modality_dims"]))
+    return evaluate_model(model, dataset, split, dev, chosen)
 
 
 __all__ = [
