@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from parity_common import batch_tensors, step_batches
 from torch import Tensor, nn
 
 from mmlatch.data.loading import load_dataset
@@ -161,20 +162,6 @@ def main() -> None:
     lens = tr.lengths["text"]
     rng = np.random.default_rng(a.seed)
 
-    def batches():  # type: ignore[no-untyped-def]
-        while True:
-            if a.batches == "equal":
-                groups: dict[int, list[int]] = {}
-                for i in rng.permutation(len(lens)):
-                    groups.setdefault(int(lens[i]), []).append(int(i))
-                bs = [g[j:j + a.batch_size] for g in groups.values() for j in range(0, len(g), a.batch_size)]
-                for k in rng.permutation(len(bs)):
-                    yield bs[k]
-            else:
-                order = rng.permutation(len(lens))
-                for j in range(0, len(order), a.batch_size):
-                    yield [int(i) for i in order[j:j + a.batch_size]]
-
     def front_padded(x: Tensor, ln: Tensor, length: int) -> Tensor:
         """(B, L, F) end-padded -> (B, length, F) with the real steps at the end."""
         out = x.new_zeros(x.size(0), length, x.size(2))
@@ -183,12 +170,11 @@ def main() -> None:
         return out
 
     worst = 0.0
-    it = batches()
+    it = step_batches(lens, a.batch_size, a.batches, rng)
     for step in range(1, a.steps + 1):
         idx = np.array(next(it))
-        ln = torch.from_numpy(lens[idx].astype(np.int64))
-        x = {m: torch.from_numpy(np.ascontiguousarray(tr.features[m][idx, : int(ln.max())])).to(dtype) for m in dims}
-        y = torch.from_numpy(tr.labels[idx]).to(dtype).view(-1, 1)
+        ln, x, y = batch_tensors(tr, idx, dims, dtype)
+        y = y.view(-1, 1)
         xt = x if a.batches == "equal" else {m: front_padded(v, ln, full_len) for m, v in x.items()}
         loss_t = F.l1_loss(theirs(xt["text"], xt["audio"], xt["visual"])[0], y)
         loss_o = F.l1_loss(ours(xt if a.control else x, ln).prediction, y)

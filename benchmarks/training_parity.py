@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from parity_common import batch_tensors, step_batches
 from torch import nn
 
 from mmlatch.data.loading import load_dataset
@@ -102,27 +103,11 @@ def main() -> None:
     lens = tr.lengths["text"]
     rng = np.random.default_rng(a.seed)
 
-    def batches():  # type: ignore[no-untyped-def]
-        while True:
-            if a.batches == "equal":
-                groups: dict[int, list[int]] = {}
-                for i in rng.permutation(len(lens)):
-                    groups.setdefault(int(lens[i]), []).append(int(i))
-                bs = [g[j:j + 32] for g in groups.values() for j in range(0, len(g), 32)]
-                for k in rng.permutation(len(bs)):
-                    yield bs[k]
-            else:
-                order = rng.permutation(len(lens))
-                for j in range(0, len(order), 32):
-                    yield [int(i) for i in order[j:j + 32]]
-
     worst = 0.0
-    it = batches()
+    it = step_batches(lens, 32, a.batches, rng)
     for step in range(1, a.steps + 1):
         idx = np.array(next(it))
-        ln = torch.from_numpy(lens[idx].astype(np.int64))
-        x = {m: torch.from_numpy(np.ascontiguousarray(tr.features[m][idx, : int(ln.max())])).to(dtype) for m in dims}
-        y = torch.from_numpy(tr.labels[idx]).to(dtype)
+        ln, x, y = batch_tensors(tr, idx, dims, dtype)
         loss_t = F.l1_loss(theirs({**x, "lengths": ln}).squeeze(), y.squeeze())
         loss_o = F.l1_loss(ours(x, ln).prediction, y)
         for opt, loss in ((opt_t, loss_t), (opt_o, loss_o)):
