@@ -246,6 +246,17 @@ def train(
             raise RunError(write_failure(exc, out)) from None
 
 
+def _precisions(cfg: TrainConfig, device: str, n_modalities: int, say: Callable[[str], None]) -> tuple[str, str]:
+    """The training and scoring precisions a run uses on ``device``."""
+    try:
+        return (
+            resolve_train_precision(cfg.precision, device, cfg.model, say, n_modalities),
+            resolve_inference_precision(cfg.eval_precision, device, cfg.model, say, n_modalities),
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def train_unlocked(
     cfg: TrainConfig,
     out_dir: str | Path,
@@ -292,12 +303,8 @@ def train_unlocked(
         _check_same_run(out, cfg)
         last_state = read_checkpoint(last, "; delete it, or use --no-resume, to start the run afresh")
     dataset = load_data(cfg)  # first: bad data is answered before Lightning is imported
-    try:  # after the data: auto precision depends on how many modalities it has
-        n_mod = len(dataset.modality_dims)
-        precision = resolve_train_precision(cfg.precision, device, cfg.model, say, n_mod)
-        eval_precision = resolve_inference_precision(cfg.eval_precision, device, cfg.model, say, n_mod)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    # after the data: auto precision depends on how many modalities it has
+    precision, eval_precision = _precisions(cfg, device, len(dataset.modality_dims), say)
     import lightning as L  # seconds to import: only once the input is known to be good
 
     from mmlatch.training.module import TaskModule
