@@ -235,3 +235,16 @@ def test_inference_in_length_sorted_halves_gives_each_sample_its_own_prediction(
             for i in range(9)
         ])
     assert torch.allclose(split, whole, atol=1e-5) and torch.allclose(split, alone, atol=1e-5)
+
+
+def test_a_hooked_submodule_sees_the_whole_batch_in_one_call() -> None:
+    """Latent probes record a submodule's output per batch: no halves then."""
+    model = _mult().eval()
+    lens = {k: [2, 12, 3, 11, 2, 12, 3, 12, 2] for k in DIMS}
+    feats, lengths = _feats(lens)
+    seen = []
+    handle = model.memories["text"].register_forward_hook(lambda mod, inp, out: seen.append(out.shape[0]))
+    with torch.no_grad():
+        model(feats, lengths)
+    handle.remove()
+    assert seen == [9]
