@@ -15,7 +15,9 @@ Columns per row: ours in float32, ours in bfloat16 (training ``bf16-mixed``: aut
 weights; inference ``bf16``: autocast), the reference in float32 as released, and speed-ups
 (reference / ours) for float32 vs float32 and for this project's defaults (``auto``
 precision: bfloat16 for the models measured to keep their accuracy, on a CPU with native
-bfloat16; see mmlatch.training.precision) vs the reference.
+bfloat16; see mmlatch.training.precision) vs the reference; on CPU the same two speed-ups
+again from the process's CPU time per call (``time.process_time``), which other jobs on a
+shared machine disturb much less than wall time (with one thread, it is the step's compute).
 
 References (never part of this repository; give the paths of checkouts):
 - ``--authors-code DIR``: the MMLatch authors' repository (its ``mmlatch/`` package, copied to
@@ -255,17 +257,24 @@ def mult_public_model(code: Path, device: str, x: dict, y: torch.Tensor) -> tupl
     return model, train_step, infer
 
 
-def interleaved(fns: dict[str, Step], device: str, warmup: int, steps: int) -> dict[str, float]:
-    """Median ms of each function, the functions run one after the other, round after round."""
+def interleaved(fns: dict[str, Step], device: str, warmup: int, steps: int,
+                cpu_ms: dict[str, float] | None = None) -> dict[str, float]:
+    """Median ms of each function, the functions run one after the other, round after round.
+    ``cpu_ms``, if given, receives the median CPU time of this process per call (less
+    sensitive than wall time to other jobs on the machine; CPU runs only)."""
     samples: dict[str, list[float]] = {k: [] for k in fns}
+    cpu: dict[str, list[float]] = {k: [] for k in fns}
     for i in range(warmup + steps):
         for key, fn in fns.items():
             _sync(device)
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             fn()
             _sync(device)
             if i >= warmup:
                 samples[key].append(time.perf_counter() - t)
+                cpu[key].append(time.process_time() - c)
+    if cpu_ms is not None:
+        cpu_ms.update({k: statistics.median(v) * 1000 for k, v in cpu.items()})
     return {k: statistics.median(v) * 1000 for k, v in samples.items()}
 
 
@@ -302,8 +311,9 @@ def main() -> None:
         where += "; no GPU figures (no CUDA device here)" if not torch.cuda.is_available() else ""
     print(f"device {device}, {where}, batch {args.batch}, length {args.length}, dims {MOSEI_DIMS}, "
           f"medians of {args.steps} interleaved rounds after {args.warmup}")
-    print("| model | mode | ours fp32 ms | ours bf16 ms | reference fp32 ms | fp32 vs ref | defaults | defaults vs ref |")
-    print("|---|---|---:|---:|---:|---:|---|---:|")
+    print("| model | mode | ours fp32 ms | ours bf16 ms | reference fp32 ms | fp32 vs ref | defaults | defaults vs ref "
+          "| CPU time: fp32 vs ref | CPU time: defaults vs ref |")
+    print("|---|---|---:|---:|---:|---:|---|---:|---:|---:|")
     for name in names:
         variants = args.variants.split(",") if "variant" in model_arguments(name) else [None]
         for variant in variants:
@@ -327,17 +337,20 @@ def main() -> None:
             for mode, fns in (("train", {"32": tr32, "bf16": trbf}), ("infer", {"32": inf32, "bf16": infbf})):
                 if ref is not None:
                     fns["ref"] = ref[1] if mode == "train" else ref[2]
-                ms = interleaved(fns, device, args.warmup, args.steps)
-                default_ms = ms["bf16"] if defaults[mode] in ("bf16", "bf16-mixed") else ms["32"]
+                cpu: dict[str, float] = {}
+                ms = interleaved(fns, device, args.warmup, args.steps, None if cuda else cpu)
+                default_key = "bf16" if defaults[mode] in ("bf16", "bf16-mixed") else "32"
                 ref_ms = ms.get("ref")
                 ref_s = f"{ref_ms:.1f} ({ref_name})" if ref_ms else "-"
+                cpu_s = (f"{_fmt_ratio(cpu.get('ref'), cpu['32'])} | {_fmt_ratio(cpu.get('ref'), cpu[default_key])}"
+                         if cpu else "- | -")
                 print(f"| {label} | {mode} | {ms['32']:.1f} | {ms['bf16']:.1f} | {ref_s} | {_fmt_ratio(ref_ms, ms['32'])} "
-                      f"| {defaults[mode]} | {_fmt_ratio(ref_ms, default_ms)} |", flush=True)
+                      f"| {defaults[mode]} | {_fmt_ratio(ref_ms, ms[default_key])} | {cpu_s} |", flush=True)
             if args.lstm_floor and any(isinstance(m, torch.nn.LSTM) for m in m32.modules()):
                 floor = {mode: interleaved({"lstm": _lstm_replay(m32, fn, mode == "train", device)}, device,
                                            args.warmup, args.steps)["lstm"]
                          for mode, fn in (("train", tr32), ("infer", inf32))}
-                print(f"| {label} | LSTMs alone fp32 (train / infer) | {floor['train']:.1f} / {floor['infer']:.1f} | | | | | |")
+                print(f"| {label} | LSTMs alone fp32 (train / infer) | {floor['train']:.1f} / {floor['infer']:.1f} | | | | | | | |")
             print(f"<!-- {label}: {count_parameters(m32):,} parameters"
                   + (f"; reference {count_parameters(ref[0]):,}" if ref else "") + " -->", flush=True)
 

@@ -213,3 +213,38 @@ def test_mult_mmlatch_masks_have_each_input_shape(dims: dict[str, int]) -> None:
         assert torch.all(m[1, 4:] == 0)
     # the feedback reads MulT's last crossmodal layer: (n - 1) d per step
     assert model.feedback["text__audio"].rnn.input_size == (len(dims) - 1) * D
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_inference_in_length_sorted_halves_gives_each_sample_its_own_prediction(causal: bool) -> None:
+    """Inference runs a batch of mixed lengths as two length-sorted halves cut to their
+    longest sample: every prediction must be what the sample gets alone (and what the whole
+    padded batch gives), unaligned modalities included."""
+    model = _mult(causal=causal).eval()
+    lens = {"text": [3, 12, 4, 11, 2, 12, 5, 10, 3], "audio": [2, 9, 3, 10, 2, 7, 4, 8, 1], "visual": [3, 12, 4, 11, 2, 12, 5, 10, 3]}
+    feats, lengths = _feats(lens)
+    assert model._length_halves(feats, lengths) is None  # grad enabled: never split
+    with torch.no_grad():
+        halves = model._length_halves(feats, lengths)
+        assert halves is not None and sorted(torch.cat(halves).tolist()) == list(range(9))
+        split = model(feats, lengths).prediction
+        model.split_padding_share = False
+        whole = model(feats, lengths).prediction
+        alone = torch.cat([
+            model({k: v[i : i + 1, : lens[k][i]] for k, v in feats.items()}, {k: v[i : i + 1] for k, v in lengths.items()}).prediction
+            for i in range(9)
+        ])
+    assert torch.allclose(split, whole, atol=1e-5) and torch.allclose(split, alone, atol=1e-5)
+
+
+def test_a_hooked_submodule_sees_the_whole_batch_in_one_call() -> None:
+    """Latent probes record a submodule's output per batch: no halves then."""
+    model = _mult().eval()
+    lens = {k: [2, 12, 3, 11, 2, 12, 3, 12, 2] for k in DIMS}
+    feats, lengths = _feats(lens)
+    seen = []
+    handle = model.memories["text"].register_forward_hook(lambda mod, inp, out: seen.append(out.shape[0]))
+    with torch.no_grad():
+        model(feats, lengths)
+    handle.remove()
+    assert seen == [9]

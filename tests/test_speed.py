@@ -156,9 +156,43 @@ def test_attention_with_dropout_is_the_fused_attention_when_dropout_drops_nothin
     q, kv = torch.randn(2, 5, 12), torch.randn(2, 6, 12)
     expected = attn.eval()(q, kv, mask)
     monkeypatch.setattr(T, "dropout", lambda w, p, training: w)
+    monkeypatch.setattr(T, "keep_scale", lambda shape, p, dtype: torch.ones(shape, dtype=dtype))  # the CPU path's
     got = attn.train()(q, kv, mask)
     assert torch.allclose(got, expected, atol=1e-6)
     assert torch.allclose(attn.train()(q, q, mask[:, :, :, :5]), attn.eval()(q, q, mask[:, :, :, :5]), atol=1e-6)
+
+
+@pytest.mark.parametrize("precision", ["32", "bf16"])
+@pytest.mark.parametrize("cross", [False, True])
+def test_cpu_attention_products_give_the_plain_products_values_and_gradients(precision: str, cross: bool) -> None:
+    """The CPU path (transposed products, own backward, padded keys under bf16) against the
+    plain products: same outputs and gradients (float rounding), the same dropout draws,
+    key padding and a causal mask included."""
+    from mmlatch.modules.transformer import MultiHeadAttention, TransformerEncoder
+
+    torch.manual_seed(0)
+    attn = MultiHeadAttention(30, 5, dropout=0.3).train()
+    x = torch.randn(3, 7, 30, requires_grad=True)
+    kv = torch.randn(3, 9, 30, requires_grad=True) if cross else x
+    enc = TransformerEncoder(30, 5, 1, causal=True)
+    mask = enc.attention_mask(7, torch.tensor([9, 4, 2]) if cross else torch.tensor([7, 4, 2]), kv.size(1))
+    amp = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
+    results = []
+    for fast in (True, False):
+        attn.cpu_products = fast
+        torch.manual_seed(1)
+        with amp:
+            out = attn(x, kv, mask)
+        inputs = [x, kv] if cross else [x]
+        weight = torch.linspace(-1, 1, 30)  # a loss that is not shift-invariant per head
+        grads = torch.autograd.grad((out.float() * weight).square().sum(), inputs + list(attn.parameters()))
+        results.append((out.float(), grads))
+    (out_fast, g_fast), (out_plain, g_plain) = results
+    assert torch.isfinite(out_fast).all()
+    tol = 1e-5 if precision == "32" else 2e-2
+    assert torch.allclose(out_fast, out_plain, rtol=tol, atol=tol)
+    for a, b in zip(g_fast, g_plain):
+        assert torch.allclose(a.float(), b.float(), rtol=tol, atol=tol * max(1.0, b.abs().max().item()))
 
 
 def test_attention_dropout_drops_weights_in_training_only() -> None:

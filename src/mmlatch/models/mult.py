@@ -103,10 +103,58 @@ class MulT(nn.Module):
         """features: modality -> (B, L_k, F_k); lengths: (B,) or per modality -> ModelOutput."""
         lengths = normalize_lengths(features, lengths)
         check_inputs(features, lengths, self.modality_dims, self.check_finite)
+        halves = self._length_halves(features, lengths)
+        if halves is not None:
+            return ModelOutput(self._predict_halves(features, lengths, halves))
+        return ModelOutput(self._predict(features, lengths))
+
+    #: in inference, a batch is run as two length-sorted halves (each cut to its longest
+    #: sample) when that skips at least this share of the padded steps (False: never)
+    split_padding_share: float | bool = 0.15
+
+    def _length_halves(self, features: dict[str, Tensor], lengths: dict[str, Tensor]) -> list[Tensor] | None:
+        """Sample indices of the shorter and the longer half of the batch (by their longest
+        modality) when running them apart saves :attr:`split_padding_share` of the steps."""
+        if self.training or torch.is_grad_enabled() or not self.split_padding_share:
+            return None
+        if torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export():
+            return None
+        if any(m._forward_hooks or m._forward_pre_hooks for m in self.modules()):
+            return None  # someone records submodules' outputs (latent probes): one call per batch
+        b = next(iter(features.values())).size(0)
+        if b < 8:
+            return None
+        longest = torch.stack([lengths[k] for k in self.modality_dims]).amax(dim=0)  # (B,)
+        order = longest.argsort(stable=True)
+        halves = [order[: b // 2], order[b // 2 :]]
+        full = sum(b * x.size(1) for x in features.values())
+        split = sum(
+            len(h) * int(lengths[k][h].max()) for h in halves for k in self.modality_dims
+        )
+        return halves if split <= (1 - float(self.split_padding_share)) * full else None
+
+    def _predict_halves(self, features: dict[str, Tensor], lengths: dict[str, Tensor], halves: list[Tensor]) -> Tensor:
+        """:meth:`_predict` of each half (cut to its longest sample), back in batch order:
+        every sample's prediction is what the whole batch gives it (padding never counts)."""
+        out: Tensor | None = None
+        for idx in halves:
+            cut = {k: max(1, int(lengths[k][idx].max())) for k in self.modality_dims}
+            pred = self._predict(
+                {k: features[k][idx.to(features[k].device), : cut[k]] for k in self.modality_dims},
+                {k: lengths[k][idx] for k in self.modality_dims},
+            )
+            if out is None:
+                out = pred.new_empty(sum(len(h) for h in halves), pred.size(1))
+            out[idx.to(pred.device)] = pred
+        assert out is not None
+        return out
+
+    def _predict(self, features: dict[str, Tensor], lengths: dict[str, Tensor]) -> Tensor:
+        """(B, num_outputs) from checked inputs."""
         reps = self.encode(features, lengths)
         # Only each memory's last real step is read, so its last layer computes only that step.
         last = [self.memories[t](reps[t], lengths[t], last_only=True) for t in self.modality_dims]  # (B, (n-1) d)
-        return ModelOutput(self.head(torch.cat(last, dim=1)))  # (B, n (n-1) d) -> (B, out)
+        return self.head(torch.cat(last, dim=1))  # (B, n (n-1) d) -> (B, out)
 
 
 @register_model(

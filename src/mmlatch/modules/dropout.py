@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -24,11 +26,17 @@ def dropout(x: Tensor, p: float, training: bool) -> Tensor:
         return torch.zeros_like(x)
     if x.device.type != "cpu":
         return F.dropout(x, p, True)
+    return x * keep_scale(x.shape, p, x.dtype)
+
+
+def keep_scale(shape: torch.Size | tuple[int, ...], p: float, dtype: torch.dtype) -> Tensor:
+    """:func:`dropout`'s CPU multiplier for a tensor of ``shape``: 0 where dropped, one over the
+    keep probability elsewhere (0 < p < 1; the same random draws as :func:`dropout`)."""
     drop = round(p * 2**32)  # dropped bit patterns, of 2**32
-    n = x.numel()
+    n = math.prod(shape)
     bits = torch.empty((n + 1) // 2, dtype=torch.int64).random_(-(2**63), None)  # every 64-bit value
-    keep = bits.view(torch.int32)[:n].view(x.shape) >= drop - 2**31  # P(keep) = 1 - drop / 2**32
-    return x * keep.to(x.dtype).mul_(2**32 / (2**32 - drop))
+    keep = bits.view(torch.int32)[:n].view(shape) >= drop - 2**31  # P(keep) = 1 - drop / 2**32
+    return keep.to(dtype).mul_(2**32 / (2**32 - drop))
 
 
 class Dropout(nn.Module):

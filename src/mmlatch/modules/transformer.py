@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mmlatch.modules.dropout import Dropout, dropout
+from mmlatch.modules.dropout import Dropout, dropout, keep_scale
 from mmlatch.modules.masking import additive_mask, length_mask
 
 
@@ -94,6 +94,95 @@ class TemporalProjection(nn.Module):
         return self.conv(x.transpose(1, 2)).transpose(1, 2)  # (B, F, L) -> (B, d, L) -> (B, L, d)
 
 
+def _split_heads(x: Tensor, parts: int, heads: int, length: int) -> Tensor:
+    """(B, L, parts * d) (``parts`` projections side by side) -> (parts, B * H, length, d/H)
+    contiguous, heads as batch entries; steps L..length-1 zero (length >= L)."""
+    b, n, width = x.shape
+    e = width // (parts * heads)
+    split = x.view(b, n, parts, heads, e).permute(2, 0, 3, 1, 4)  # (parts, B, H, L, e)
+    if length == n:
+        return split.reshape(parts, b * heads, n, e)
+    out = x.new_zeros(parts, b, heads, length, e)
+    out[:, :, :, :n].copy_(split)
+    return out.view(parts, b * heads, length, e)
+
+
+def _join_heads(parts: list[Tensor], batch: int, length: int) -> Tensor:
+    """``parts`` of (B * H, d/H, L' >= length) -> (B, length, len(parts) * d) contiguous: the
+    inverse layout of :func:`_split_heads` (transposed), steps beyond ``length`` dropped."""
+    n, e, _ = parts[0].shape
+    heads = n // batch
+    out = parts[0].new_empty(batch, length, len(parts), heads, e)
+    for i, part in enumerate(parts):
+        out[:, :, i].copy_(part.view(batch, heads, e, -1)[..., :length].permute(0, 3, 1, 2))
+    return out.view(batch, length, -1)
+
+
+class _CpuAttention(torch.autograd.Function):
+    """Multi-head ``softmax(q k^T * scale + mask) [dropout] v`` with every matrix product in
+    the orientation that is fast on CPU at small head sizes.
+
+    The weights P (B*H, Lq, Lk) are computed and masked as in the plain form (and dropped with
+    :func:`dropout`'s draws); but ``P v``, ``P^T dOut`` and ``dS k`` have only d/H (5-12)
+    output columns, a shape for which CPU BLAS was 3-4x slower than for the transposed
+    products, so the output is computed as ``(v^T P^T)^T`` and the backward pass as
+    ``dv^T = dOut^T P``, ``dq^T = k^T dS^T``, ``dk^T = q^T dS`` (the same sums). The key axis
+    may be padded (the mask's length): padded keys are zero and masked, so they get exactly zero
+    weight (bfloat16: the softmax over a multiple of the vector width was up to 1.8x faster). Autocast:
+    the forward's state is restored for the backward (the same bfloat16 products).
+    """
+
+    @staticmethod
+    @torch.amp.custom_fwd(device_type="cpu")
+    def forward(ctx, q: Tensor, kv: Tensor | None, mask: Tensor, heads: int, p: float) -> Tensor:  # type: ignore[override]
+        """q: (B, Lq, d), kv: (B, Lk, 2d) keys | values; or q: (B, L, 3d) queries | keys | values
+        and kv None (self-attention). mask: additive (B*H, Lq|1, Lk'), Lk' >= Lk, -inf beyond
+        Lk. p: dropout on the weights (0: none) -> (B, Lq, d)."""
+        lk_pad = mask.size(-1)
+        if kv is None:
+            b, lq, width = q.shape
+            d = width // 3
+            qh = _split_heads(q[..., :d], 1, heads, lq)[0]
+            kh, vh = _split_heads(q[..., d:], 2, heads, lk_pad)
+            lk = lq
+        else:
+            b, lq, d = q.shape
+            lk = kv.size(1)
+            qh = _split_heads(q, 1, heads, lq)[0]  # (B*H, Lq, e)
+            kh, vh = _split_heads(kv, 2, heads, lk_pad)  # (B*H, Lk', e)
+        scale = (d // heads) ** -0.5
+        weights = torch.softmax(torch.baddbmm(mask.to(qh.dtype), qh, kh.transpose(1, 2), alpha=scale), dim=-1)
+        keep = None  # :func:`dropout`'s multiplier: the same draws, over the real keys
+        if p >= 1:
+            keep = torch.zeros_like(weights)
+        elif p > 0:
+            keep = keep_scale((*weights.shape[:2], lk), p, weights.dtype)
+            if lk_pad > lk:
+                keep = F.pad(keep, (0, lk_pad - lk))
+        dropped = weights if keep is None else weights * keep  # (B*H, Lq, Lk')
+        out_t = torch.bmm(vh.transpose(1, 2), dropped.transpose(1, 2))  # (B*H, e, Lq)
+        ctx.save_for_backward(qh, kh, vh, weights, dropped, keep)
+        ctx.scale, ctx.batch, ctx.lk, ctx.fused = scale, b, lk, kv is None
+        return _join_heads([out_t], b, lq)
+
+    @staticmethod
+    @torch.amp.custom_bwd(device_type="cpu")
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        qh, kh, vh, weights, dropped, keep = ctx.saved_tensors
+        b, lq = ctx.batch, grad.size(1)
+        g_t = _split_heads(grad, 1, qh.size(0) // b, lq)[0].transpose(1, 2)  # (B*H, e, Lq) view
+        d_vt = torch.bmm(g_t, dropped)  # (B*H, e, Lk')
+        d_weights = torch.bmm(g_t.transpose(1, 2), vh.transpose(1, 2))  # (B*H, Lq, Lk')
+        if keep is not None:
+            d_weights = d_weights * keep
+        d_scores = torch._softmax_backward_data(d_weights.to(weights.dtype), weights, -1, weights.dtype)
+        d_qt = torch.bmm(kh.transpose(1, 2), d_scores.transpose(1, 2)).mul_(ctx.scale)  # (B*H, e, Lq)
+        d_kt = torch.bmm(qh.transpose(1, 2), d_scores).mul_(ctx.scale)  # (B*H, e, Lk')
+        if ctx.fused:
+            return _join_heads([d_qt, d_kt, d_vt], b, lq), None, None, None, None
+        return _join_heads([d_qt], b, lq), _join_heads([d_kt, d_vt], b, ctx.lk), None, None, None
+
+
 class MultiHeadAttention(nn.Module):
     """Multi-head scaled dot-product attention of a query sequence over a key/value sequence.
 
@@ -102,6 +191,10 @@ class MultiHeadAttention(nn.Module):
         heads: number of heads.
         dropout: dropout on the attention weights (training only).
     """
+
+    #: on CPU, the products in their fast orientation (:class:`_CpuAttention`); False: the
+    #: plain products everywhere (the reference the tests compare it with)
+    cpu_products: bool = True
 
     def __init__(self, dim: int, heads: int, dropout: float = 0.0) -> None:
         super().__init__()
@@ -119,13 +212,39 @@ class MultiHeadAttention(nn.Module):
         b, n, d = x.shape
         return x.view(b, n, self.heads, d // self.heads).transpose(1, 2).reshape(b * self.heads, n, d // self.heads)
 
-    def per_head_mask(self, attn_mask: Tensor) -> Tensor:
-        """A (B, 1, Lq|1, Lk) mask (bool, or additive floats) as the additive (B * H, Lq|1, Lk)
-        form :meth:`forward` adds to the scores; a stack computes it once for all its layers."""
+    def per_head_mask(self, attn_mask: Tensor, keys_multiple: int = 1, dtype: torch.dtype | None = None) -> Tensor:
+        """A (B, 1, Lq|1, Lk) mask (bool, or additive floats) as the additive (B * H, Lq|1, Lk')
+        form :meth:`forward` adds to the scores; a stack computes it once for all its layers.
+        ``keys_multiple``: Lk' is Lk rounded up to it, the added keys masked (-inf); ``dtype``:
+        of the result (default: the mask's float type, or torch's default for a bool mask)."""
         if attn_mask.dtype == torch.bool:
-            attn_mask = additive_mask(attn_mask, torch.get_default_dtype())
+            attn_mask = additive_mask(attn_mask, dtype or torch.get_default_dtype())
+        elif dtype is not None:
+            attn_mask = attn_mask.to(dtype)
         b, _, lq, lk = attn_mask.shape
-        return attn_mask.expand(b, self.heads, lq, lk).reshape(b * self.heads, lq, lk)
+        pad = -lk % keys_multiple
+        if pad:
+            attn_mask = F.pad(attn_mask, (0, pad), value=float("-inf"))
+        return attn_mask.expand(b, self.heads, lq, lk + pad).reshape(b * self.heads, lq, lk + pad)
+
+    def uses_cpu_products(self, x: Tensor) -> bool:
+        """Whether :meth:`forward` takes :class:`_CpuAttention`'s path for inputs like ``x``
+        (not while traced or exported: TorchScript and ONNX get the plain products)."""
+        exporting = torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export()
+        return x.device.type == "cpu" and self.cpu_products and not exporting
+
+    def mask_layout(self, x: Tensor) -> tuple[int, torch.dtype]:
+        """(keys_multiple, dtype) of :meth:`per_head_mask` that suit :meth:`forward` on ``x``
+        here: on CPU under bfloat16 autocast the key axis padded to a multiple of 32 (the
+        softmax over a multiple of the vector width was up to 1.8x faster; in float32 the
+        padding cost more than it saved), the dtype the scores will have."""
+        if torch.is_autocast_enabled(x.device.type):
+            dtype = torch.get_autocast_dtype(x.device.type)
+        else:
+            dtype = x.dtype
+        if not self.uses_cpu_products(x):
+            return 1, dtype
+        return (32 if dtype in (torch.bfloat16, torch.float16) else 1), dtype
 
     def _project(self, query: Tensor, kv: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """q, k, v (each (B, L, d)); one matrix product for q, k, v when ``kv is query``
@@ -136,6 +255,15 @@ class MultiHeadAttention(nn.Module):
             return F.linear(query, w, b).chunk(3, dim=-1)
         k, v = F.linear(kv, torch.cat([self.k.weight, self.v.weight]), torch.cat([self.k.bias, self.v.bias])).chunk(2, dim=-1)
         return self.q(query), k, v
+
+    def _project_fused(self, query: Tensor, kv: Tensor) -> tuple[Tensor, Tensor | None]:
+        """:meth:`_project`'s products unsplit: (q | k | v (B, L, 3d), None) for self-attention,
+        (q (B, Lq, d), k | v (B, Lk, 2d)) otherwise."""
+        if kv is query:
+            w = torch.cat([self.q.weight, self.k.weight, self.v.weight])  # (3d, d)
+            return F.linear(query, w, torch.cat([self.q.bias, self.k.bias, self.v.bias])), None
+        kv_out = F.linear(kv, torch.cat([self.k.weight, self.v.weight]), torch.cat([self.k.bias, self.v.bias]))
+        return self.q(query), kv_out
 
     def forward(self, query: Tensor, kv: Tensor, attn_mask: Tensor) -> Tensor:
         """query: (B, Lq, d), kv: (B, Lk, d), attn_mask (B, 1, Lq|1, Lk): bool, True where a
@@ -149,7 +277,14 @@ class MultiHeadAttention(nn.Module):
         """
         b, lq, d = query.shape
         if attn_mask.dim() == 4:
-            attn_mask = self.per_head_mask(attn_mask)
+            attn_mask = self.per_head_mask(attn_mask, *self.mask_layout(query))
+        if self.uses_cpu_products(query):
+            pad = -kv.size(1) % self.mask_layout(query)[0]
+            if attn_mask.size(-1) < kv.size(1) + pad:  # a caller's mask without the padding
+                attn_mask = F.pad(attn_mask, (0, kv.size(1) + pad - attn_mask.size(-1)), value=float("-inf"))
+            p = self.dropout if self.training else 0.0
+            return self.out(_CpuAttention.apply(*self._project_fused(query, kv), attn_mask, self.heads, p))
+        attn_mask = attn_mask[..., : kv.size(1)]  # a mask padded for the CPU path
         q, k, v = (self._split(t) for t in self._project(query, kv))  # (B * H, L, d/H)
         # the mask is added inside the product (one pass over the scores instead of two)
         scores = torch.baddbmm(attn_mask.to(q.dtype), q, k.transpose(1, 2), alpha=(d // self.heads) ** -0.5)
@@ -330,8 +465,10 @@ class TransformerEncoder(nn.Module):
             mask = self.attention_mask(x.size(1), lengths, x.size(1))
         else:
             mask = self.attention_mask(x.size(1), kv_lengths, kv.size(1))
-        mask = additive_mask(mask, x.dtype)  # (B, 1, Lq|1, Lk)
-        per_head = self.layers[0].attn.per_head_mask(mask)  # once for every layer
+        attn = self.layers[0].attn
+        keys_multiple, dtype = attn.mask_layout(x)
+        mask = additive_mask(mask, dtype)  # (B, 1, Lq|1, Lk)
+        per_head = attn.per_head_mask(mask, keys_multiple)  # once for every layer
         if not last_only:
             for layer in self.layers:
                 x = layer(x, per_head, kv)
