@@ -118,14 +118,19 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], where: str = "config") -> TrainConfig:
-        """Build from a mapping; unknown keys and wrong types raise ConfigError."""
+        """Build from a mapping; unknown keys and wrong types raise ConfigError.
+
+        Keys the mapping leaves out take the model's own training defaults where it declares
+        them (:func:`model_training_defaults`), else the generic defaults of this class."""
         if not isinstance(values, dict):
             raise ConfigError(f"{where}: expected a mapping of settings, got {type(values).__name__}")
         names = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - set(names))
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {unknown}; known keys: {sorted(names)}")
-        cfg = cls(**values)
+        model = values.get("model", cls.model)
+        own = model_training_defaults(model) if isinstance(model, str) else {}
+        cfg = cls(**{**own, **values})
         cfg.validate(where)
         return cfg
 
@@ -168,6 +173,33 @@ class TrainConfig:
         need(self.batching in ("shuffle", "bucket"), "batching", "shuffle or bucket")
         for key in ("progress", "compile", "tensorboard", "keep_last"):
             need(isinstance(getattr(self, key), bool), key, "true or false")
+
+
+#: the settings a registered model may declare training defaults for (``register_model(...,
+#: training=...)``); the others (data, device, seed, ...) are the user's alone
+MODEL_DEFAULT_KEYS = (
+    "epochs", "batch_size", "lr", "weight_decay", "lr_factor", "lr_patience", "patience", "grad_clip", "batching",
+)
+
+
+def model_training_defaults(model: str) -> dict[str, Any]:
+    """The training defaults ``model`` declares (empty for an unknown name or a model that
+    declares none: the generic defaults of :class:`TrainConfig` apply)."""
+    from mmlatch.models import get_entry
+
+    try:
+        own = dict(get_entry(model).training)
+    except KeyError:
+        return {}  # validate/build_model name the unknown model
+    stray = sorted(set(own) - set(MODEL_DEFAULT_KEYS))
+    if stray:
+        raise ConfigError(f"model {model!r} declares training defaults {stray}, which are no model's to set")
+    return own
+
+
+def model_defaults_used(cfg: TrainConfig) -> dict[str, Any]:
+    """The model's declared training defaults that ``cfg`` runs with (key -> value)."""
+    return {k: v for k, v in model_training_defaults(cfg.model).items() if getattr(cfg, k) == v}
 
 
 def absolute_path(value: str) -> str:
@@ -233,7 +265,8 @@ def load_config(
     overrides: list[str] | None = None,
     **cli: Any,
 ) -> TrainConfig:
-    """Defaults <- YAML file <- ``--set`` overrides <- explicit CLI options (None = unset)."""
+    """Generic defaults <- the model's training defaults <- YAML file <- ``--set`` overrides <-
+    explicit CLI options (None = unset)."""
     values = read_yaml(path) if path else {}
     values = apply_overrides(values, list(overrides or []))
     values.update({k: v for k, v in cli.items() if v is not None})
