@@ -24,6 +24,12 @@ EVAL_PRECISIONS = ("auto", "32", "bf16")
 class TrainConfig:
     """Everything that defines a training run (saved resolved as ``config.yaml``).
 
+    The field defaults are the generic ones. :meth:`from_dict` and :func:`load_config` (what
+    the CLI, experiments and searches use) fill the keys a mapping leaves out with the model's
+    own training defaults first, where it declares some (``mult``: batch 24, lr 1e-3, ...;
+    :func:`model_training_defaults`); the constructor does not (``TrainConfig(model="mult")``
+    has the generic ones).
+
     Attributes:
         model: registered model name (``mmlatch models``).
         model_args: builder arguments of the model (``hidden``, ``dropout``, ...).
