@@ -70,7 +70,7 @@ def test_a_registered_models_declared_defaults_are_checked(monkeypatch: pytest.M
 def test_a_run_records_the_models_defaults_it_used(tmp_path: Path) -> None:
     out = tmp_path / "r"
     args = ["train", "--data", "synthetic", "--model", "mult", "--epochs", "1", "--out", str(out), "--no-progress"]
-    for item in tiny_settings(batch_size=None, extra=["lr=0.002"]):
+    for item in tiny_settings(batch_size=None, n_train=24, n_valid=8, n_test=8, max_len=8, extra=["lr=0.002"]):
         args += ["--set", item]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
