@@ -48,11 +48,14 @@ def test_explicit_values_win_over_the_models_defaults(tmp_path: Path) -> None:
     path.write_text("model: mult\nlr: 0.0003\nlr_patience: 2\n")
     cfg = load_config(path, [])
     assert (cfg.lr, cfg.lr_patience, cfg.batch_size, cfg.grad_clip) == (0.0003, 2, 24, 0.8)
+    assert cfg.model_defaults == ("batch_size", "grad_clip", "lr_factor")  # what came from the model
     cfg = load_config(path, ["lr=0.004"], model="baseline")  # the CLI's model: generic defaults
     assert (cfg.lr, cfg.lr_patience, cfg.batch_size, cfg.grad_clip) == (0.004, 2, 32, None)
     # a shipped config that states every value keeps them
     cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "mosei" / "mult.yaml", [])
     assert (cfg.lr, cfg.batch_size, cfg.grad_clip, cfg.lr_factor, cfg.lr_patience) == (1e-3, 16, 1.0, 0.1, 20)
+    assert cfg.model_defaults == ()  # lr 1e-3 etc. equal mult's, but the config states them
+    assert "model_defaults" not in cfg.to_dict()  # a record, not a setting: config.yaml does not hold it
 
 
 def test_a_registered_models_declared_defaults_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:

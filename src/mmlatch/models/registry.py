@@ -137,11 +137,6 @@ def model_arguments(name: str) -> dict[str, Any]:
     return dict(get_entry(name).arguments)
 
 
-def training_defaults(name: str) -> dict[str, Any]:
-    """The training defaults model ``name`` declares (empty: the generic ones apply)."""
-    return dict(get_entry(name).training)
-
-
 def create_model(name: str, modality_dims: dict[str, int], **overrides: Any) -> nn.Module:
     """Build preset ``name`` for the given modalities; ``None`` overrides keep the default.
 

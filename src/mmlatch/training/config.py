@@ -101,9 +101,14 @@ class TrainConfig:
     progress: bool = True
     tensorboard: bool = False
     keep_last: bool = False
+    #: not a setting (never read from a mapping, never saved): the keys :meth:`from_dict`
+    #: filled from the model's own training defaults, for the run's record
+    model_defaults: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        d.pop("model_defaults")
+        return d
 
     def identity(self) -> dict[str, Any]:
         """The settings that determine a run's results (not progress, logging, thread counts
@@ -130,13 +135,13 @@ class TrainConfig:
         them (:func:`model_training_defaults`), else the generic defaults of this class."""
         if not isinstance(values, dict):
             raise ConfigError(f"{where}: expected a mapping of settings, got {type(values).__name__}")
-        names = {f.name: f for f in dataclasses.fields(cls)}
+        names = {f.name: f for f in dataclasses.fields(cls) if f.name != "model_defaults"}
         unknown = sorted(set(values) - set(names))
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {unknown}; known keys: {sorted(names)}")
         model = values.get("model", cls.model)
-        own = model_training_defaults(model) if isinstance(model, str) else {}
-        cfg = cls(**{**own, **values})
+        own = {k: v for k, v in (model_training_defaults(model) if isinstance(model, str) else {}).items() if k not in values}
+        cfg = cls(**{**own, **values}, model_defaults=tuple(own))
         cfg.validate(where)
         return cfg
 
@@ -204,8 +209,9 @@ def model_training_defaults(model: str) -> dict[str, Any]:
 
 
 def model_defaults_used(cfg: TrainConfig) -> dict[str, Any]:
-    """The model's declared training defaults that ``cfg`` runs with (key -> value)."""
-    return {k: v for k, v in model_training_defaults(cfg.model).items() if getattr(cfg, k) == v}
+    """The settings of ``cfg`` that came from its model's own training defaults (key -> value;
+    see :meth:`TrainConfig.from_dict`)."""
+    return {k: getattr(cfg, k) for k in cfg.model_defaults}
 
 
 def absolute_path(value: str) -> str:
