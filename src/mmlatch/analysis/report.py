@@ -263,7 +263,8 @@ def run_report(run_dir: str | Path, out: str | Path | None = None, device: str =
     model_info = {"model": spec.get("model"), "modality_dims": spec.get("modality_dims"),
                   "task": spec.get("task"), "model_args": spec.get("model_args"),
                   "standardised modalities": list(std["mean"]) if std else [],
-                  "standardize auto reasons": spec.get("standardize_auto", "not auto")}
+                  "standardize auto reasons": spec.get("standardize_auto", "not auto"),
+                  "training defaults of the model used": spec.get("training_defaults", "none (the generic ones or the config's)")}
     figures = [_curves_figure([run], [label], _curve_metric(run))]
     if rd is not None:
         figures += _mask_figures(rd, label, device)

@@ -157,9 +157,18 @@ class MulT(nn.Module):
         return self.head(torch.cat(last, dim=1))  # (B, n (n-1) d) -> (B, out)
 
 
+#: MulT's training defaults: its public code's (Adam 1e-3, batch 24, gradient norm clipped to 0.8,
+#: ReduceLROnPlateau factor 0.1 after 20 epochs without improvement, i.e. never within the
+#: early stopping's 10). The generic ones (batch 32, lr 5e-4 halved after 2 epochs) leave it near
+#: the constant predictor on planted cross-modal data; measured in docs/guide/fidelity.md
+#: ("Training parity", MulT).
+MULT_TRAINING = {"batch_size": 24, "lr": 1e-3, "grad_clip": 0.8, "lr_factor": 0.1, "lr_patience": 20}
+
+
 @register_model(
     "mult",
     "MulT (Tsai et al. 2019), MOSEI settings: d 40, 4 layers, 8 heads; unaligned input allowed",
+    training=MULT_TRAINING,
 )
 def mult(
     modality_dims: dict[str, int],

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Callable
 
 from torch import nn
@@ -22,6 +24,9 @@ class ModelEntry:
     arguments: dict[str, Any]
     #: a TopDown model (takes the options of TOPDOWN_ARGUMENTS)
     topdown: bool = False
+    #: the model's own training defaults (``lr``, ``batch_size``, ...: keys of
+    #: :class:`~mmlatch.training.config.TrainConfig`), used for the keys a run does not set
+    training: Mapping[str, Any] = field(default_factory=dict)
 
 
 #: the options the top-down plug-in adds to its backbone's
@@ -52,12 +57,19 @@ def _add(entry: ModelEntry) -> None:
     _REGISTRY[entry.name] = entry
 
 
-def register_model(name: str, description: str = "") -> Callable[[Builder], Builder]:
-    """Decorator registering ``builder(modality_dims, *, **kwargs) -> nn.Module`` as ``name``."""
+def register_model(
+    name: str, description: str = "", training: Mapping[str, Any] | None = None
+) -> Callable[[Builder], Builder]:
+    """Decorator registering ``builder(modality_dims, *, **kwargs) -> nn.Module`` as ``name``.
+
+    ``training``: the model's training defaults (``TrainConfig`` keys, e.g. ``lr``), used
+    where a run's config, ``--set`` and options do not set them; unset keys keep the generic
+    defaults of :class:`~mmlatch.training.config.TrainConfig`.
+    """
 
     def wrap(builder: Builder) -> Builder:
         doc = description or (builder.__doc__ or "").strip().splitlines()[0]
-        _add(ModelEntry(name, builder, doc, _keyword_defaults(builder)))
+        _add(ModelEntry(name, builder, doc, _keyword_defaults(builder), training=MappingProxyType(dict(training or {}))))
         return builder
 
     return wrap
@@ -69,6 +81,7 @@ def register_topdown(
     description: str,
     feedback: str = "lstm",
     variant_defaults: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    training: Mapping[str, Any] | None = None,
 ) -> None:
     """Register ``name`` = ``TopDown(<preset backbone>, feedback generators)``.
 
@@ -76,7 +89,8 @@ def register_topdown(
     the backbone must satisfy :class:`~mmlatch.modules.TopDownBackbone`.
     ``variant_defaults(backbone options)`` gives the values of top-down options that
     depend on the backbone's options (e.g. its ``variant``); those default to None (= that
-    value) here.
+    value) here. ``training``: its training defaults (see :func:`register_model`; None:
+    the backbone's).
     """
     from mmlatch.modules.feedback import build_feedback
     from mmlatch.modules.topdown import TopDown
@@ -102,7 +116,8 @@ def register_topdown(
         )
         return TopDown(net, generators, stage1_grad=td["stage1_grad"], mask_dropout=td["mask_dropout"])
 
-    _add(ModelEntry(name, builder, description, {**base.arguments, **own}, topdown=True))
+    own_training = base.training if training is None else MappingProxyType(dict(training))
+    _add(ModelEntry(name, builder, description, {**base.arguments, **own}, topdown=True, training=own_training))
 
 
 def list_models() -> list[str]:

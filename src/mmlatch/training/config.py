@@ -24,6 +24,12 @@ EVAL_PRECISIONS = ("auto", "32", "bf16")
 class TrainConfig:
     """Everything that defines a training run (saved resolved as ``config.yaml``).
 
+    The field defaults are the generic ones. :meth:`from_dict` and :func:`load_config` (what
+    the CLI, experiments and searches use) fill the keys a mapping leaves out with the model's
+    own training defaults first, where it declares some (``mult``: batch 24, lr 1e-3, ...;
+    :func:`model_training_defaults`); the constructor does not (``TrainConfig(model="mult")``
+    has the generic ones).
+
     Attributes:
         model: registered model name (``mmlatch models``).
         model_args: builder arguments of the model (``hidden``, ``dropout``, ...).
@@ -95,9 +101,14 @@ class TrainConfig:
     progress: bool = True
     tensorboard: bool = False
     keep_last: bool = False
+    #: not a setting (never read from a mapping, never saved): the keys :meth:`from_dict`
+    #: filled from the model's own training defaults, for the run's record
+    model_defaults: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        d.pop("model_defaults")
+        return d
 
     def identity(self) -> dict[str, Any]:
         """The settings that determine a run's results (not progress, logging, thread counts
@@ -118,14 +129,19 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], where: str = "config") -> TrainConfig:
-        """Build from a mapping; unknown keys and wrong types raise ConfigError."""
+        """Build from a mapping; unknown keys and wrong types raise ConfigError.
+
+        Keys the mapping leaves out take the model's own training defaults where it declares
+        them (:func:`model_training_defaults`), else the generic defaults of this class."""
         if not isinstance(values, dict):
             raise ConfigError(f"{where}: expected a mapping of settings, got {type(values).__name__}")
-        names = {f.name: f for f in dataclasses.fields(cls)}
+        names = {f.name: f for f in dataclasses.fields(cls) if f.name != "model_defaults"}
         unknown = sorted(set(values) - set(names))
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {unknown}; known keys: {sorted(names)}")
-        cfg = cls(**values)
+        model = values.get("model", cls.model)
+        own = {k: v for k, v in (model_training_defaults(model) if isinstance(model, str) else {}).items() if k not in values}
+        cfg = cls(**{**own, **values}, model_defaults=tuple(own))
         cfg.validate(where)
         return cfg
 
@@ -168,6 +184,34 @@ class TrainConfig:
         need(self.batching in ("shuffle", "bucket"), "batching", "shuffle or bucket")
         for key in ("progress", "compile", "tensorboard", "keep_last"):
             need(isinstance(getattr(self, key), bool), key, "true or false")
+
+
+#: the settings a registered model may declare training defaults for (``register_model(...,
+#: training=...)``); the others (data, device, seed, ...) are the user's alone
+MODEL_DEFAULT_KEYS = (
+    "epochs", "batch_size", "lr", "weight_decay", "lr_factor", "lr_patience", "patience", "grad_clip", "batching",
+)
+
+
+def model_training_defaults(model: str) -> dict[str, Any]:
+    """The training defaults ``model`` declares (empty for an unknown name or a model that
+    declares none: the generic defaults of :class:`TrainConfig` apply)."""
+    from mmlatch.models import get_entry
+
+    try:
+        own = dict(get_entry(model).training)
+    except KeyError:
+        return {}  # validate/build_model name the unknown model
+    stray = sorted(set(own) - set(MODEL_DEFAULT_KEYS))
+    if stray:
+        raise ConfigError(f"model {model!r} declares training defaults {stray}, which are no model's to set")
+    return own
+
+
+def model_defaults_used(cfg: TrainConfig) -> dict[str, Any]:
+    """The settings of ``cfg`` that came from its model's own training defaults (key -> value;
+    see :meth:`TrainConfig.from_dict`)."""
+    return {k: getattr(cfg, k) for k in cfg.model_defaults}
 
 
 def absolute_path(value: str) -> str:
@@ -233,7 +277,8 @@ def load_config(
     overrides: list[str] | None = None,
     **cli: Any,
 ) -> TrainConfig:
-    """Defaults <- YAML file <- ``--set`` overrides <- explicit CLI options (None = unset)."""
+    """Generic defaults <- the model's training defaults <- YAML file <- ``--set`` overrides <-
+    explicit CLI options (None = unset)."""
     values = read_yaml(path) if path else {}
     values = apply_overrides(values, list(overrides or []))
     values.update({k: v for k, v in cli.items() if v is not None})

@@ -37,7 +37,7 @@ from mmlatch.files import exception_line as _one_line
 from mmlatch.files import to_stderr as _stderr
 from mmlatch.modules.standardize import Standardized
 from mmlatch.rundir import RunError, check_weights, read_model_json, write_failure
-from mmlatch.training.config import ConfigError, TrainConfig, save_config
+from mmlatch.training.config import ConfigError, TrainConfig, model_defaults_used, save_config
 from mmlatch.training.inference import evaluate_model, predict_split
 from mmlatch.training.precision import (
     precision_record,
@@ -112,6 +112,9 @@ def build_model(cfg: TrainConfig, dataset: MultimodalDataset) -> tuple[nn.Module
         "modality_dims": dataset.modality_dims,
         "task": asdict(dataset.task),
     }
+    own = model_defaults_used(cfg)
+    if own:  # the model's own training defaults this run uses (the rest are the config's or generic)
+        spec["training_defaults"] = own
     if dataset.extraction is not None:  # features from `mmlatch extract`: predict --media re-extracts with it
         spec["extraction"] = dataset.extraction
     if cfg.standardize == "auto":  # the off-scale modalities only; the reasons kept for the log
@@ -130,6 +133,12 @@ def _standardized(model: nn.Module, spec: dict[str, Any]) -> nn.Module:
     """``model`` behind the run's stored standardisation (``spec["standardize"]``)."""
     stats = FeatureStats.from_dict(spec["standardize"], where="model.json: standardize")
     return Standardized(model, stats.mean, stats.std)
+
+
+def describe_training_defaults(model: str, used: dict[str, Any]) -> str:
+    """The one line a run prints when it trains with its model's own training defaults."""
+    values = ", ".join(f"{k} {v}" for k, v in used.items())
+    return f"training defaults of {model}: {values} (the model's own; --set KEY=VALUE or a config changes them)"
 
 
 def _model_setting_error(cfg: TrainConfig, exc: Exception) -> str:
@@ -313,6 +322,8 @@ def train_unlocked(
     model, spec = build_model(cfg, dataset)
     if "standardize_auto" in spec:
         say(describe_auto(spec["standardize_auto"], list(dataset.modality_dims)))
+    if "training_defaults" in spec:
+        say(describe_training_defaults(cfg.model, spec["training_defaults"]))
     out.mkdir(parents=True, exist_ok=True)
     if not resuming:
         rundir.fresh_start(out)
