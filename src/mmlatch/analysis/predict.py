@@ -326,7 +326,7 @@ def _labelled_splits(dataset: Any, predictor: RunPredictor) -> tuple[dict[str, S
     out = {}
     for name, part in fitted.splits.items():
         nan = np.full((len(part), predictor.label_width), np.nan, np.float32)
-        out[name] = Split(part.features, part.lengths, nan, part.ids)
+        out[name] = Split(part.features, part.lengths, nan, part.ids, part.texts)
     return out, False
 
 
