@@ -218,7 +218,7 @@ def misa(
     text_pooling: str = "mean",
     text_lr: float | None = 5e-5,
     text_weight_decay: float | None = None,
-    text_max_tokens: int = 256,
+    text_max_tokens: int | None = None,
     diff_weight: float = 0.1,
     sim_weight: float = 0.3,
     recon_weight: float = 1.0,
@@ -229,7 +229,7 @@ def misa(
     ``finetune``: the packaged all-MiniLM-L6-v2 (6 layers, 384-d; ``text_model``: a local BERT
     folder instead, e.g. bert-base-uncased) on each sample's raw text, ``text_pooling`` ``mean`` of the last layer over its tokens or ``cls``, trained at
     ``text_lr`` (0: frozen) with ``text_weight_decay`` (None: the run's), texts cut to
-    ``text_max_tokens``);
+    ``text_max_tokens`` (None: 256));
     the paper fine-tunes BERT-base and takes the mean of its last layer. Other modalities:
     the sLSTM of size ``rnn_hidden`` (None: the modality's feature size, as MMSA 2.2.1).
     d = ``hidden``. Defaults: MMSA 2.2.1's published MOSI setting (configs/zoo/misa.yaml).

@@ -177,7 +177,7 @@ def mmim(
     text_pooling: str = "cls",
     text_lr: float | None = 5e-5,
     text_weight_decay: float | None = 1e-4,
-    text_max_tokens: int = 256,
+    text_max_tokens: int | None = None,
     audio_hidden: int = 16,
     visual_hidden: int = 16,
     audio_out: int = 16,
@@ -193,7 +193,7 @@ def mmim(
     ``finetune``: the packaged all-MiniLM-L6-v2 (6 layers, 384-d; ``text_model``: a local BERT
     folder instead, e.g. bert-base-uncased) on each sample's raw text, ``text_pooling`` ``cls`` (its [CLS] vector) or ``mean``, trained at
     ``text_lr`` (0: frozen) with ``text_weight_decay`` (None: the run's), texts cut to
-    ``text_max_tokens``));
+    ``text_max_tokens`` (None: 256));
     the paper fine-tunes BERT-base and reads its [CLS] vector (768). Audio / visual / any other
     modality: BiLSTM ``audio_hidden`` / ``visual_hidden`` -> ``audio_out`` / ``visual_out``
     (MMSA's ``d_ah``, ``d_vh``, ``d_aout``, ``d_vout``). ``hidden`` = MMSA's ``d_prjh``,

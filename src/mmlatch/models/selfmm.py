@@ -182,7 +182,7 @@ def self_mm(
     text_pooling: str = "cls",
     text_lr: float | None = 5e-5,
     text_weight_decay: float | None = 1e-3,
-    text_max_tokens: int = 256,
+    text_max_tokens: int | None = None,
     audio_hidden: int = 16,
     visual_hidden: int = 32,
     audio_out: int = 16,
@@ -205,7 +205,7 @@ def self_mm(
     of ``text_hidden``; ``finetune``: the packaged all-MiniLM-L6-v2 (6 layers, 384-d; ``text_model``: a local BERT
     folder instead, e.g. bert-base-uncased) on each sample's raw text, ``text_pooling`` ``cls`` (its [CLS] vector) or ``mean``, trained at
     ``text_lr`` (0: frozen) with ``text_weight_decay`` (None: the run's), texts cut to
-    ``text_max_tokens``)); the paper fine-tunes BERT-base and reads its [CLS] vector (768).
+    ``text_max_tokens`` (None: 256)); the paper fine-tunes BERT-base and reads its [CLS] vector (768).
     Audio / visual / any other modality: LSTM ``audio_hidden`` / ``visual_hidden`` ->
     ``audio_out`` / ``visual_out``. Head sizes and dropouts per role. Defaults: MMSA 2.2.1's
     published MOSI setting (configs/zoo/self-mm.yaml)."""

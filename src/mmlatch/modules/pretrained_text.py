@@ -124,7 +124,8 @@ class PretrainedText(nn.Module):
             (the [CLS] token's vector: Self-MM, MMIM).
         lr: the encoder's learning rate (None: the run's); 0 freezes it.
         weight_decay: the encoder's weight decay (None: the run's).
-        max_tokens: texts are cut to this many tokens.
+        max_tokens: texts are cut to this many tokens (None: 256, or the encoder's positions
+            if fewer).
     """
 
     #: the model must be given each sample's raw text
@@ -138,14 +139,15 @@ class PretrainedText(nn.Module):
         pooling: str = "mean",
         lr: float | None = None,
         weight_decay: float | None = None,
-        max_tokens: int = MAX_TOKENS,
+        max_tokens: int | None = None,
     ) -> None:
         super().__init__()
         if pooling not in POOLINGS:
             raise ValueError(f"text_pooling must be one of {list(POOLINGS)}, got {pooling!r}")
         if lr is not None and lr < 0:
             raise ValueError(f"text_lr must be >= 0, got {lr!r}")
-        positions = int(getattr(getattr(encoder, "config", None), "max_position_embeddings", max_tokens))
+        positions = int(encoder.config.max_position_embeddings)
+        max_tokens = min(MAX_TOKENS, positions) if max_tokens is None else max_tokens
         if not 2 <= max_tokens <= positions:
             raise ValueError(f"text_max_tokens must lie in [2, {positions}] (the encoder's positions), got {max_tokens!r}")
         self.input_dim = input_dim

@@ -74,10 +74,10 @@ def text_utterance(
     ``weight_decay`` and ``max_tokens``."""
     if encoder != "finetune":
         return TextUtterance(input_dim, encoder, hidden)
-    from mmlatch.modules.pretrained_text import MAX_TOKENS, PretrainedText, load_bert
+    from mmlatch.modules.pretrained_text import PretrainedText, load_bert
 
     tokenizer, bert = load_bert(model)
-    return PretrainedText(input_dim, tokenizer, bert, pooling, lr, weight_decay, max_tokens or MAX_TOKENS)
+    return PretrainedText(input_dim, tokenizer, bert, pooling, lr, weight_decay, max_tokens)
 
 
 def encode_utterances(
