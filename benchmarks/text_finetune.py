@@ -31,12 +31,12 @@ MODES = {
 }
 
 
-def run(model: str, mode: str, seed: int, data: str, out: Path, epochs: int, patience: int) -> dict:
-    """One training run; its test metrics and seconds per epoch."""
+def run(model: str, mode: str, seed: int, data: str, out: Path, epochs: int, patience: int, extra: list[str]) -> dict:
+    """One training run (``extra``: more ``--set`` overrides); its test metrics and seconds per epoch."""
     from mmlatch.training import load_config, train
 
     overrides = [*MODES[mode], f"epochs={epochs}", f"patience={patience}", f"seed={seed}", "threads=1", "progress=false"]
-    cfg = load_config(str(ROOT / "configs" / "zoo" / f"{model}.yaml"), overrides, data=data)
+    cfg = load_config(str(ROOT / "configs" / "zoo" / f"{model}.yaml"), [*overrides, *extra], data=data)
     folder = out / f"{model}-{mode}-{seed}"
     metrics = train(cfg, folder, log=lambda _: None)
     seconds = json.loads((folder / "timing.json").read_text())["seconds"]
@@ -71,12 +71,13 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--patience", type=int, default=8)
+    parser.add_argument("--set", dest="extra", action="append", default=[], help="another override, e.g. model_args.text_pooling=mean")
     args = parser.parse_args()
     rows = []
     for seed in args.seeds:
         for model in args.models:
             for mode in args.modes:
-                rows.append(run(model, mode, seed, args.data, args.out, args.epochs, args.patience))
+                rows.append(run(model, mode, seed, args.data, args.out, args.epochs, args.patience, args.extra))
                 print(json.dumps(rows[-1]), flush=True)
     print(table(rows))
 
