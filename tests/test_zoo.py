@@ -217,7 +217,7 @@ def test_text_encoder_choices(name: str) -> None:
         both = model(feats, lens).prediction
         alone = model({k: v[1:2, :3] for k, v in feats.items()}, {k: v[1:2] for k, v in lens.items()}).prediction
     assert torch.allclose(both[1], alone[0], atol=1e-5)
-    with pytest.raises(ValueError, match=r"text_encoder must be one of \['frozen', 'lstm'\], got 'bert'"):
+    with pytest.raises(ValueError, match=r"text_encoder must be one of \['frozen', 'lstm', 'finetune'\], got 'bert'"):
         create_model(name, dims, text_encoder="bert")
 
 

@@ -170,6 +170,12 @@ def export_model(
     if fmt not in FORMATS:
         raise AnalysisError(f"unknown export format {fmt!r}; choose from {list(FORMATS)}")
     model = model.eval().cpu()
+    from mmlatch.modules.pretrained_text import reads_text
+
+    if reads_text(model):
+        raise AnalysisError("this model tokenises each sample's raw text inside its forward pass "
+                            "(text_encoder 'finetune'): it cannot be exported; a run with text_encoder "
+                            "'frozen' or 'lstm' can")
     wrapper = ExportWrapper(model, list(modality_dims), per_modality_lengths).eval()
     args = example_inputs(modality_dims, 2, 6, per_modality_lengths, seed=0)
     path = Path(out)

@@ -85,7 +85,7 @@ def predict_media(
     except ClipError as e:
         raise ExtractError(f"{media or 'transcript'}: {e}") from e
     feats = {m: normalise(clip.features[m], m, trained) for m in predictor.modalities}
-    out = predictor.predict(feats)
+    out = predictor.predict(feats, texts=" ".join(clip.words))  # the words, for models that read raw text
     pred = np.asarray(out.prediction).reshape(-1)
     result: dict[str, Any] = {
         "prediction": [float(v) for v in pred] if pred.size > 1 else float(pred[0]),

@@ -37,7 +37,7 @@ steps and all features).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,6 +117,7 @@ class RunPredictor:
         lengths: int | Any | Mapping[str, Any] | None = None,
         batch_size: int = BATCH_SIZE,
         padding: str | None = None,
+        texts: str | Sequence[str] | None = None,
     ) -> Prediction:
         """Predict one sample ((L, F) arrays) or a batch ((B, L, F) arrays).
 
@@ -130,10 +131,16 @@ class RunPredictor:
                 which steps the lengths count (default ``"end"``); without, the lengths are
                 found from the all-zero steps on that side. None and no lengths: every step
                 is real, and a warning names samples whose first or last steps are all zero.
+            texts: each sample's raw text (one string for one sample), for models that read
+                it (``text_encoder: finetune``).
         Returns:
             A :class:`Prediction`; one sample gives unbatched arrays.
         """
         split, single = self._as_split(features, lengths, padding)
+        if texts is not None:
+            split.texts = [texts] if isinstance(texts, str) else [str(t) for t in texts]
+            if len(split.texts) != len(split):
+                raise AnalysisError(f"{len(split.texts)} texts for {len(split)} samples")
         out = self.predict_split(split, batch_size)
         masks = None
         if out.mask_means is not None:
@@ -328,7 +335,7 @@ def _labelled_splits(dataset: Any, predictor: RunPredictor) -> tuple[dict[str, S
     out = {}
     for name, part in fitted.splits.items():
         nan = np.full((len(part), predictor.label_width), np.nan, np.float32)
-        out[name] = Split(part.features, part.lengths, nan, part.ids)
+        out[name] = Split(part.features, part.lengths, nan, part.ids, part.texts)
     return out, False
 
 

@@ -14,7 +14,8 @@ from mmlatch.data.dataset import Split
 
 @dataclass
 class Batch:
-    """A batch: modality -> (B, L, F_k) end-padded features, lengths, labels, ids.
+    """A batch: modality -> (B, L, F_k) end-padded features, lengths, labels, ids, and the
+    samples' raw texts where the split has them (else None).
 
     ``L`` is the longest sample of the batch (per modality), never the dataset's maximum.
     """
@@ -23,6 +24,7 @@ class Batch:
     lengths: dict[str, Tensor]
     labels: Tensor  # (B, num_outputs)
     ids: list[str]
+    texts: list[str] | None = None
 
     def to(self, device: torch.device | str) -> Batch:
         """A copy on ``device``."""
@@ -31,6 +33,7 @@ class Batch:
             {k: v.to(device, non_blocking=True) for k, v in self.lengths.items()},
             self.labels.to(device, non_blocking=True),
             self.ids,
+            self.texts,
         )
 
     def pin_memory(self) -> Batch:
@@ -41,6 +44,7 @@ class Batch:
             {k: v.pin_memory() for k, v in self.lengths.items()},
             self.labels.pin_memory(),
             self.ids,
+            self.texts,
         )
 
     def __len__(self) -> int:
@@ -68,7 +72,8 @@ class SplitDataset(Dataset):
             feats[m] = torch.from_numpy(np.ascontiguousarray(x[idx, : int(ln.max())]))
             lens[m] = torch.from_numpy(ln.copy())
         labels = torch.from_numpy(np.ascontiguousarray(self.split.labels[idx]))
-        return Batch(feats, lens, labels, [self.split.ids[i] for i in idx])
+        texts = None if self.split.texts is None else [self.split.texts[i] for i in idx]
+        return Batch(feats, lens, labels, [self.split.ids[i] for i in idx], texts)
 
 
 class EpochShuffleSampler(Sampler[int]):

@@ -14,6 +14,7 @@ entry                              dtype / shape                meaning
 ``<split>/labels``                 float32 (N, num_outputs)     labels (class index for
                                                                 classification)
 ``<split>/ids``                    unicode (N,)                 sample ids
+``<split>/texts`` (optional)       unicode (N,)                 raw texts (transcripts)
 ``<split>/<modality>/features``    float32 (N, L, F)            end-padded features
 ``<split>/<modality>/lengths``     int64 (N,)                   valid steps, in [1, L]
 =================================  ===========================  ========================
@@ -74,6 +75,8 @@ def save_dataset(ds: MultimodalDataset, path: str | os.PathLike[str]) -> Path:
     for sname, s in ds.splits.items():
         arrays[f"{sname}/labels"] = s.labels
         arrays[f"{sname}/ids"] = np.array(s.ids, dtype=str)
+        if s.texts is not None:
+            arrays[f"{sname}/texts"] = np.array(s.texts, dtype=str).reshape(len(s.texts))
         for m in ds.modalities:
             arrays[f"{sname}/{m}/features"] = s.features[m]
             arrays[f"{sname}/{m}/lengths"] = s.lengths[m]
@@ -192,6 +195,7 @@ def load_own(path: str | os.PathLike[str]) -> MultimodalDataset:
                 lengths={m: get(f"{s}/{m}/lengths") for m in modalities},
                 labels=get(f"{s}/labels"),
                 ids=[str(v) for v in get(f"{s}/ids")],
+                texts=[str(v) for v in get(f"{s}/texts")] if f"{s}/texts" in z.files else None,
             )
     try:
         return MultimodalDataset(

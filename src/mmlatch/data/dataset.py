@@ -74,12 +74,16 @@ class Split:
         labels: float32 array (N, num_outputs); (N, 1) class indices as floats for
             classification.
         ids: N sample ids.
+        texts: N raw texts (each sample's transcript), where the source has them (MMSA
+            pickles' ``raw_text``, ``mmlatch extract``'s words); None otherwise. Models that
+            run a text encoder themselves read them (``text_encoder: finetune``).
     """
 
     features: dict[str, np.ndarray]
     lengths: dict[str, np.ndarray]
     labels: np.ndarray
     ids: list[str]
+    texts: list[str] | None = None
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -113,6 +117,11 @@ class MultimodalDataset:
         return tuple(first.features)
 
     @property
+    def has_texts(self) -> bool:
+        """Whether every split carries each sample's raw text (:attr:`Split.texts`)."""
+        return all(s.texts is not None for s in self.splits.values())
+
+    @property
     def modality_dims(self) -> dict[str, int]:
         first = next(iter(self.splits.values()))
         return {k: int(v.shape[2]) for k, v in first.features.items()}
@@ -140,6 +149,7 @@ class MultimodalDataset:
                 lengths={m: s.lengths[m] for m in modalities},
                 labels=s.labels,
                 ids=s.ids,
+                texts=s.texts,
             )
             for name, s in self.splits.items()
         }
@@ -159,6 +169,12 @@ class MultimodalDataset:
                 )
             if len(s.ids) != n:
                 raise DataError(f"{where}: {len(s.ids)} ids for {n} labels")
+            if s.texts is not None:
+                if len(s.texts) != n:
+                    raise DataError(f"{where}: {len(s.texts)} texts for {n} labels")
+                bad = next((i for i, t in enumerate(s.texts) if not isinstance(t, str)), None)
+                if bad is not None:
+                    raise DataError(f"{where}: text {bad} is a {type(s.texts[bad]).__name__}, not a string")
             if set(s.features) != set(s.lengths):
                 raise DataError(f"{where}: features {sorted(s.features)} but lengths {sorted(s.lengths)}")
             if not s.features:

@@ -73,7 +73,7 @@ class FeatureStats:
                 )
             real = (np.arange(x.shape[1])[None, :] < split.lengths[m][:, None])[:, :, None]  # (N, L, 1)
             features[m] = np.where(real, (x - self.mean[m]) / self.std[m], 0.0).astype(np.float32)
-        return Split(features, dict(split.lengths), split.labels, split.ids)
+        return Split(features, dict(split.lengths), split.labels, split.ids, split.texts)
 
 
 def fit_feature_stats(split: Split, min_std: float = 1e-6) -> FeatureStats:

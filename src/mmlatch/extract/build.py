@@ -351,7 +351,10 @@ def _assemble(
                 arr[i, : len(x)] = x
             feats[m] = arr
             lengths[m] = np.array([len(results[r["id"]].words) for r in members], np.int64)
-        splits[sname] = Split(feats, lengths, np.array([[r["label"]] for r in members], np.float32), [r["id"] for r in members])
+        texts = [" ".join(results[r["id"]].words) for r in members]  # the words, for models that tokenise them
+        splits[sname] = Split(
+            feats, lengths, np.array([[r["label"]] for r in members], np.float32), [r["id"] for r in members], texts
+        )
     if "train" not in splits:
         raise ExtractError(f"{manifest}: no train clip was extracted: normalisation statistics need a train split")
     ds = MultimodalDataset(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from itertools import combinations
+from collections.abc import Sequence
 from typing import Any, Callable
 
 import torch
@@ -15,7 +16,7 @@ from mmlatch.modules.outputs import ModelOutput
 from mmlatch.modules.rnn import MaskedBiLSTM
 from mmlatch.modules.subnets import fill_output_bias, need_modalities
 from mmlatch.modules.transformer import MultiHeadAttention
-from mmlatch.modules.utterance import TextUtterance
+from mmlatch.modules.utterance import encode_utterances, text_utterance
 
 
 class StackedUtteranceLSTM(nn.Module):
@@ -101,7 +102,7 @@ def cmd(a: Tensor, b: Tensor, moments: int = 5) -> Tensor:
 class MISA(nn.Module):
     """MISA for any two or more modalities.
 
-    Per modality: an utterance vector (text: :class:`~mmlatch.modules.utterance.TextUtterance`;
+    Per modality: an utterance vector (text: :func:`~mmlatch.modules.utterance.text_utterance`;
     the others: :class:`StackedUtteranceLSTM`), projected to d (linear, ReLU, LayerNorm) =
     ``u_k``; a private code ``p_k = sigmoid(P_k u_k)`` and a shared code ``s_k = sigmoid(S u_k)``
     (one S for all modalities); a reconstruction ``r_k = R_k (p_k + s_k)``. The 2n codes go
@@ -160,14 +161,19 @@ class MISA(nn.Module):
         fill_output_bias(self.fusion[-1].bias, mean)
 
     def forward(
-        self, features: dict[str, Tensor], lengths: Tensor | dict[str, Tensor] | None = None
+        self,
+        features: dict[str, Tensor],
+        lengths: Tensor | dict[str, Tensor] | None = None,
+        texts: Sequence[str] | None = None,
     ) -> ModelOutput:
-        """features: modality -> (B, L_k, F_k); lengths: (B,) or per modality -> ModelOutput
+        """features: modality -> (B, L_k, F_k); lengths: (B,) or per modality; texts: each
+        sample's raw text (read by ``text_encoder`` ``finetune`` only) -> ModelOutput
         with extras ``utterance``, ``private``, ``shared``, ``reconstruction`` (B, n, d)."""
         lengths = normalize_lengths(features, lengths)
         check_inputs(features, lengths, self.modality_dims, self.check_finite)
         names = list(self.modality_dims)
-        u = [self.project[k](self.encoders[k](features[k], lengths[k])) for k in names]  # (B, d) each
+        z = encode_utterances(self.encoders, features, lengths, texts)
+        u = [self.project[k](z[k]) for k in names]  # (B, d) each
         p = [self.private[k](x) for k, x in zip(names, u)]
         s = [self.shared(x) for x in u]
         r = [self.recon[k](a + b) for k, a, b in zip(names, p, s)]
@@ -208,13 +214,22 @@ def misa(
     rnn_hidden: int | None = None,
     text_encoder: str = "frozen",
     text_hidden: int = 128,
+    text_model: str | None = None,
+    text_pooling: str = "mean",
+    text_lr: float | None = 5e-5,
+    text_weight_decay: float | None = None,
+    text_max_tokens: int | None = None,
     diff_weight: float = 0.1,
     sim_weight: float = 0.3,
     recon_weight: float = 1.0,
     num_outputs: int = 1,
 ) -> MISA:
     """MISA. Text: ``text_encoder`` (``frozen``: the masked mean of its per-word vectors, the
-    frozen-encoder case for all-MiniLM-L6-v2 features; ``lstm``: a BiLSTM of ``text_hidden``);
+    frozen-encoder case for all-MiniLM-L6-v2 features; ``lstm``: a BiLSTM of ``text_hidden``;
+    ``finetune``: the packaged all-MiniLM-L6-v2 (6 layers, 384-d; ``text_model``: a local BERT
+    folder instead, e.g. bert-base-uncased) on each sample's raw text, ``text_pooling`` ``mean`` of the last layer over its tokens or ``cls``, trained at
+    ``text_lr`` (0: frozen) with ``text_weight_decay`` (None: the run's), texts cut to
+    ``text_max_tokens`` (None: 256));
     the paper fine-tunes BERT-base and takes the mean of its last layer. Other modalities:
     the sLSTM of size ``rnn_hidden`` (None: the modality's feature size, as MMSA 2.2.1).
     d = ``hidden``. Defaults: MMSA 2.2.1's published MOSI setting (configs/zoo/misa.yaml).
@@ -223,7 +238,10 @@ def misa(
     encoders: dict[str, nn.Module] = {}
     for k, f in modality_dims.items():
         if k == "text":
-            encoders[k] = TextUtterance(f, text_encoder, text_hidden)
+            encoders[k] = text_utterance(
+                f, text_encoder, text_hidden, pooling=text_pooling, model=text_model, lr=text_lr,
+                weight_decay=text_weight_decay, max_tokens=text_max_tokens,
+            )
         else:
             encoders[k] = StackedUtteranceLSTM(f, rnn_hidden or f)
     return MISA(nn.ModuleDict(encoders), hidden, dropout, num_outputs, diff_weight, sim_weight, recon_weight)

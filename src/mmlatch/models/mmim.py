@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Callable
 
 import torch
@@ -13,7 +14,7 @@ from mmlatch.modules.checks import check_inputs, normalize_lengths
 from mmlatch.modules.dropout import Dropout
 from mmlatch.modules.outputs import ModelOutput
 from mmlatch.modules.subnets import fill_output_bias, need_modalities
-from mmlatch.modules.utterance import LastStateLSTM, TextUtterance, role
+from mmlatch.modules.utterance import LastStateLSTM, encode_utterances, role, text_utterance
 
 
 class MMILB(nn.Module):
@@ -60,7 +61,7 @@ def class_entropy(z: Tensor, eps: float = 1e-3) -> Tensor:
 class MMIM(nn.Module):
     """MMIM for any two or more modalities.
 
-    Per modality an utterance vector (text: :class:`~mmlatch.modules.utterance.TextUtterance`;
+    Per modality an utterance vector (text: :func:`~mmlatch.modules.utterance.text_utterance`;
     the others: a BiLSTM's final states, dropout, a linear layer). The anchor modality (text
     when present, else the first) is paired with every other k by an :class:`MMILB`
     (``q(z_k | z_anchor)``; the paper's text-visual and text-audio bounds). The fusion: dropout,
@@ -74,7 +75,7 @@ class MMIM(nn.Module):
     ``H`` is the Gaussian entropy of the projected ``z_k`` of the positive and of the negative
     samples (labels above / below the training labels' mean, 0 before
     :meth:`init_output_bias`), over this batch and the previous one (``mem_size`` 1). The
-    weights are Xavier-normal initialised (as the authors').
+    weights are Xavier-normal initialised (as the authors'), except a pretrained text encoder's.
 
     Args:
         encoders: modality -> ``(x, lengths) -> (B, e_k)``; key order = modality order.
@@ -105,8 +106,9 @@ class MMIM(nn.Module):
         self.check_finite = True
         self.register_buffer("label_center", torch.zeros(()))
         self._memory: dict[str, tuple[Tensor, Tensor]] = {}
+        pretrained = {id(p) for e in encoders.values() if getattr(e, "reads_text", False) for p in e.parameters()}
         for p in self.parameters():
-            if p.dim() > 1:
+            if p.dim() > 1 and id(p) not in pretrained:  # a pretrained text encoder keeps its weights
                 nn.init.xavier_normal_(p)
 
     def init_output_bias(self, mean: Tensor) -> None:
@@ -116,13 +118,17 @@ class MMIM(nn.Module):
         self.label_center.fill_(float(mean.float().mean()))
 
     def forward(
-        self, features: dict[str, Tensor], lengths: Tensor | dict[str, Tensor] | None = None
+        self,
+        features: dict[str, Tensor],
+        lengths: Tensor | dict[str, Tensor] | None = None,
+        texts: Sequence[str] | None = None,
     ) -> ModelOutput:
-        """features: modality -> (B, L_k, F_k); lengths: (B,) or per modality -> ModelOutput;
+        """features: modality -> (B, L_k, F_k); lengths: (B,) or per modality; texts: each
+        sample's raw text (read by ``text_encoder`` ``finetune`` only) -> ModelOutput;
         extras: ``z_<modality>`` (B, e_k) and ``fusion`` (B, d)."""
         lengths = normalize_lengths(features, lengths)
         check_inputs(features, lengths, self.modality_dims, self.check_finite)
-        z = {k: enc(features[k], lengths[k]) for k, enc in self.encoders.items()}
+        z = encode_utterances(self.encoders, features, lengths, texts)
         fused = self.fusion(torch.cat(list(z.values()), dim=1))
         extras = {f"z_{k}": v for k, v in z.items()}
         extras["fusion"] = fused
@@ -167,6 +173,11 @@ def mmim(
     *,
     text_encoder: str = "frozen",
     text_hidden: int = 128,
+    text_model: str | None = None,
+    text_pooling: str = "cls",
+    text_lr: float | None = 5e-5,
+    text_weight_decay: float | None = 1e-4,
+    text_max_tokens: int | None = None,
     audio_hidden: int = 16,
     visual_hidden: int = 16,
     audio_out: int = 16,
@@ -178,7 +189,11 @@ def mmim(
     num_outputs: int = 1,
 ) -> MMIM:
     """MMIM. Text: ``text_encoder`` (``frozen``: masked mean of its per-word vectors, the
-    frozen-encoder case for all-MiniLM-L6-v2 features; ``lstm``: a BiLSTM of ``text_hidden``);
+    frozen-encoder case for all-MiniLM-L6-v2 features; ``lstm``: a BiLSTM of ``text_hidden``;
+    ``finetune``: the packaged all-MiniLM-L6-v2 (6 layers, 384-d; ``text_model``: a local BERT
+    folder instead, e.g. bert-base-uncased) on each sample's raw text, ``text_pooling`` ``cls`` (its [CLS] vector) or ``mean``, trained at
+    ``text_lr`` (0: frozen) with ``text_weight_decay`` (None: the run's), texts cut to
+    ``text_max_tokens`` (None: 256));
     the paper fine-tunes BERT-base and reads its [CLS] vector (768). Audio / visual / any other
     modality: BiLSTM ``audio_hidden`` / ``visual_hidden`` -> ``audio_out`` / ``visual_out``
     (MMSA's ``d_ah``, ``d_vh``, ``d_aout``, ``d_vout``). ``hidden`` = MMSA's ``d_prjh``,
@@ -188,7 +203,10 @@ def mmim(
     encoders: dict[str, nn.Module] = {}
     for k, f in modality_dims.items():
         if k == "text":
-            encoders[k] = TextUtterance(f, text_encoder, text_hidden)
+            encoders[k] = text_utterance(
+                f, text_encoder, text_hidden, pooling=text_pooling, model=text_model, lr=text_lr,
+                weight_decay=text_weight_decay, max_tokens=text_max_tokens,
+            )
         else:
             h, o = (audio_hidden, audio_out) if role(k) == "audio" else (visual_hidden, visual_out)
             encoders[k] = LastStateLSTM(f, h, o, bidirectional=True)

@@ -3,6 +3,7 @@ Wu, AAAI 2021)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Callable
 
 import torch
@@ -13,7 +14,7 @@ from mmlatch.modules.checks import check_inputs, normalize_lengths
 from mmlatch.modules.dropout import Dropout
 from mmlatch.modules.outputs import ModelOutput
 from mmlatch.modules.subnets import fill_output_bias, need_modalities
-from mmlatch.modules.utterance import LastStateLSTM, TextUtterance, role
+from mmlatch.modules.utterance import LastStateLSTM, encode_utterances, role, text_utterance
 
 _EPS = 1e-8
 
@@ -45,7 +46,7 @@ class Head(nn.Module):
 class SelfMM(nn.Module):
     """Self-MM for any two or more modalities.
 
-    Per modality an utterance vector z_k (text: :class:`~mmlatch.modules.utterance.TextUtterance`;
+    Per modality an utterance vector z_k (text: :func:`~mmlatch.modules.utterance.text_utterance`;
     the others: a unidirectional LSTM's last real state, dropout, a linear layer); the
     multimodal head reads their concatenation, one unimodal head per modality reads z_k
     (each head: dropout, 3 linear layers, ReLU between). The prediction is the multimodal
@@ -101,13 +102,17 @@ class SelfMM(nn.Module):
         self.label_center.fill_(float(mean.float().mean()))
 
     def forward(
-        self, features: dict[str, Tensor], lengths: Tensor | dict[str, Tensor] | None = None
+        self,
+        features: dict[str, Tensor],
+        lengths: Tensor | dict[str, Tensor] | None = None,
+        texts: Sequence[str] | None = None,
     ) -> ModelOutput:
-        """features: modality -> (B, L_k, F_k); lengths: (B,) or per modality -> ModelOutput;
+        """features: modality -> (B, L_k, F_k); lengths: (B,) or per modality; texts: each
+        sample's raw text (read by ``text_encoder`` ``finetune`` only) -> ModelOutput;
         extras: ``unimodal`` (B, n, out) and ``head_features_<i>`` (B, d_i), i = 0 multimodal."""
         lengths = normalize_lengths(features, lengths)
         check_inputs(features, lengths, self.modality_dims, self.check_finite)
-        z = {k: enc(features[k], lengths[k]) for k, enc in self.encoders.items()}
+        z = encode_utterances(self.encoders, features, lengths, texts)
         fused, prediction = self.fusion_head(torch.cat(list(z.values()), dim=1))
         extras = {"head_features_0": fused}
         unimodal = []
@@ -173,6 +178,11 @@ def self_mm(
     *,
     text_encoder: str = "frozen",
     text_hidden: int = 128,
+    text_model: str | None = None,
+    text_pooling: str = "cls",
+    text_lr: float | None = 5e-5,
+    text_weight_decay: float | None = 1e-3,
+    text_max_tokens: int | None = None,
     audio_hidden: int = 16,
     visual_hidden: int = 32,
     audio_out: int = 16,
@@ -192,7 +202,10 @@ def self_mm(
 ) -> SelfMM:
     """Self-MM. Text: ``text_encoder`` (``frozen``: masked mean of its per-word vectors, the
     frozen-encoder case for all-MiniLM-L6-v2 features, text_out = its size; ``lstm``: a BiLSTM
-    of ``text_hidden``); the paper fine-tunes BERT-base and reads its [CLS] vector (768).
+    of ``text_hidden``; ``finetune``: the packaged all-MiniLM-L6-v2 (6 layers, 384-d; ``text_model``: a local BERT
+    folder instead, e.g. bert-base-uncased) on each sample's raw text, ``text_pooling`` ``cls`` (its [CLS] vector) or ``mean``, trained at
+    ``text_lr`` (0: frozen) with ``text_weight_decay`` (None: the run's), texts cut to
+    ``text_max_tokens`` (None: 256)); the paper fine-tunes BERT-base and reads its [CLS] vector (768).
     Audio / visual / any other modality: LSTM ``audio_hidden`` / ``visual_hidden`` ->
     ``audio_out`` / ``visual_out``. Head sizes and dropouts per role. Defaults: MMSA 2.2.1's
     published MOSI setting (configs/zoo/self-mm.yaml)."""
@@ -205,7 +218,10 @@ def self_mm(
     }
     for k, f in modality_dims.items():
         if k == "text":
-            encoders[k] = TextUtterance(f, text_encoder, text_hidden)
+            encoders[k] = text_utterance(
+                f, text_encoder, text_hidden, pooling=text_pooling, model=text_model, lr=text_lr,
+                weight_decay=text_weight_decay, max_tokens=text_max_tokens,
+            )
             heads[k] = Head(encoders[k].output_dim, post_text_dim, num_outputs, post_text_dropout)
         else:
             hidden, out, post, drop = sizes[role(k)]

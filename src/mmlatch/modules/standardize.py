@@ -50,10 +50,13 @@ class Standardized(nn.Module):
             out[k] = ((x - mean.to(x.dtype)) / std.to(x.dtype)).masked_fill(~real, 0.0)
         return out
 
-    def forward(self, features: dict[str, Tensor], lengths: Tensor | dict[str, Tensor] | None = None) -> Any:
-        """features: modality -> (B, L_k, F_k); lengths as the inner model takes them."""
+    def forward(
+        self, features: dict[str, Tensor], lengths: Tensor | dict[str, Tensor] | None = None, **inputs: Any
+    ) -> Any:
+        """features: modality -> (B, L_k, F_k); lengths as the inner model takes them; other
+        inputs (``texts``) passed on as they are."""
         per_modality = normalize_lengths(features, lengths)
-        return self.inner(self.standardize(features, per_modality), lengths)
+        return self.inner(self.standardize(features, per_modality), lengths, **inputs)
 
 
 __all__ = ["Standardized"]

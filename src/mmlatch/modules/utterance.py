@@ -11,12 +11,14 @@ the text side reads the dataset's per-word text features (:class:`TextUtterance`
   word), and every layer after it is trained.
 * ``text_encoder="lstm"``: a BiLSTM over the word vectors, both final states concatenated
   (MISA's non-BERT text path), for non-contextual vectors such as GloVe.
-
-Fine-tuning the encoder needs the tokens in the batch; the data path carries per-word
-feature vectors only, so it is not offered.
+* ``text_encoder="finetune"``: the packaged all-MiniLM-L6-v2 (or a local BERT folder) runs
+  inside the model on each sample's raw text and is trained with it
+  (:class:`~mmlatch.modules.pretrained_text.PretrainedText`); the data must carry the texts.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from torch import Tensor, nn
 
@@ -24,7 +26,7 @@ from mmlatch.modules.dropout import Dropout
 from mmlatch.modules.rnn import MaskedBiLSTM
 from mmlatch.modules.transformer import last_real_step, masked_mean
 
-TEXT_ENCODERS = ("frozen", "lstm")
+TEXT_ENCODERS = ("frozen", "lstm", "finetune")
 
 
 class TextUtterance(nn.Module):
@@ -41,6 +43,8 @@ class TextUtterance(nn.Module):
         super().__init__()
         if encoder not in TEXT_ENCODERS:
             raise ValueError(f"text_encoder must be one of {list(TEXT_ENCODERS)}, got {encoder!r}")
+        if encoder == "finetune":
+            raise ValueError("TextUtterance reads per-word features; text_encoder 'finetune' is built by text_utterance")
         self.input_dim = input_dim
         self.encoder = encoder
         self.rnn = MaskedBiLSTM(input_dim, hidden, merge="concat") if encoder == "lstm" else None
@@ -51,6 +55,40 @@ class TextUtterance(nn.Module):
         if self.rnn is None:
             return masked_mean(x, lengths)
         return self.rnn.last_hidden(x, lengths)
+
+
+def text_utterance(
+    input_dim: int,
+    encoder: str,
+    hidden: int,
+    *,
+    pooling: str,
+    model: str | None = None,
+    lr: float | None = None,
+    weight_decay: float | None = None,
+    max_tokens: int | None = None,
+) -> nn.Module:
+    """The text encoder ``encoder`` names: :class:`TextUtterance` (``frozen``, ``lstm``) or,
+    for ``finetune``, :class:`~mmlatch.modules.pretrained_text.PretrainedText` over the BERT
+    of folder ``model`` (None: the packaged all-MiniLM-L6-v2) with ``pooling``, ``lr``,
+    ``weight_decay`` and ``max_tokens``."""
+    if encoder != "finetune":
+        return TextUtterance(input_dim, encoder, hidden)
+    from mmlatch.modules.pretrained_text import PretrainedText, load_bert
+
+    tokenizer, bert = load_bert(model)
+    return PretrainedText(input_dim, tokenizer, bert, pooling, lr, weight_decay, max_tokens)
+
+
+def encode_utterances(
+    encoders: nn.ModuleDict, features: dict[str, Tensor], lengths: dict[str, Tensor], texts: Sequence[str] | None
+) -> dict[str, Tensor]:
+    """modality -> (B, e_k): every encoder on its modality; the raw ``texts`` go to the
+    encoders that read them."""
+    return {
+        k: enc(features[k], lengths[k], texts) if getattr(enc, "reads_text", False) else enc(features[k], lengths[k])
+        for k, enc in encoders.items()
+    }
 
 
 class LastStateLSTM(nn.Module):

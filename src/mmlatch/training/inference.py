@@ -31,6 +31,7 @@ from mmlatch.data import MultimodalDataset
 from mmlatch.data.batching import Batch, make_loader
 from mmlatch.data.dataset import Split
 from mmlatch.metrics import compute_metrics
+from mmlatch.modules.pretrained_text import reads_text
 from mmlatch.training.precision import inference_precision
 
 #: batch size of every inference pass
@@ -153,12 +154,13 @@ def infer(
         for name, (module, _) in probes.items()
     ]
     run = forward or model
+    texts = forward is None and reads_text(model)  # the model tokenises the batches' raw texts
     try:
         for batch in make_loader(split, batch_size, shuffle=False):
             batch = batch.to(device) if forward is None else batch
             recorded.clear()
             with inference_precision(precision, device):
-                out = run(batch.features, batch.lengths)
+                out = run(batch.features, batch.lengths, texts=batch.texts) if texts else run(batch.features, batch.lengths)
             reduced = {name: reduce(recorded[name], batch) for name, (_, reduce) in probes.items()}
             collector.add(batch, out, reduced)
     finally:

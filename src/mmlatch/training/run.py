@@ -35,6 +35,7 @@ from mmlatch.models import count_parameters, create_model, get_entry, model_argu
 from mmlatch.files import WriteError, write_json, write_text
 from mmlatch.files import exception_line as _one_line
 from mmlatch.files import to_stderr as _stderr
+from mmlatch.modules.pretrained_text import NO_TEXT, reads_text
 from mmlatch.modules.standardize import Standardized
 from mmlatch.rundir import RunError, check_weights, read_model_json, write_failure
 from mmlatch.training.config import ConfigError, TrainConfig, model_defaults_used, save_config
@@ -70,6 +71,8 @@ def _quiet_lightning() -> None:
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\).*")
+    # a frozen pretrained text encoder (text_lr 0) stays in eval mode on purpose
+    warnings.filterwarnings("ignore", ".*module\\(s\\) in eval mode at the start of training.*")
 
 
 def load_data(cfg: TrainConfig, data: str | None = None, run: str | None = None) -> MultimodalDataset:
@@ -100,6 +103,8 @@ def build_model(cfg: TrainConfig, dataset: MultimodalDataset) -> tuple[nn.Module
         model = create_model(cfg.model, dataset.modality_dims, **args)
     except (ValueError, TypeError) as exc:
         raise ConfigError(_model_setting_error(cfg, exc)) from None
+    if not dataset.has_texts and reads_text(model):  # before any training: one line saying what is missing
+        raise DataError(f"{cfg.data}: model {cfg.model!r}: {NO_TEXT}")
     init_bias = getattr(model, "init_output_bias", None)
     if init_bias is not None and dataset.task.kind == "regression":
         # models that ask for it (the classic ones) start predicting the training labels' mean

@@ -14,7 +14,10 @@ Choices:
   at the end), decided jointly when the remaining modalities share L. A given length of 0 is
   raised to 1 (an empty sequence keeps one zero step); steps after a given length are zeroed.
 - Labels: ``regression_labels`` -> (N, 1) sentiment regression in [-3, 3]. The other label
-  keys and ``raw_text`` are not used.
+  keys are not used.
+- ``raw_text`` (N,) becomes the split's texts (what ``text_encoder: finetune`` models read);
+  ``text_bert`` serves only the text lengths (its token ids belong to BERT-base's vocabulary
+  and are cut at 50; the texts are tokenised again by the model's own tokenizer).
 - Ids: ``id`` kept as is (``video$_$clip``); no ``id`` key -> ``"<split>[<i>]"``.
 """
 
@@ -130,7 +133,8 @@ def mmsa_from_dict(
             if "id" in part
             else [f"{sname}[{i}]" for i in range(n)]
         )
-        splits[sname] = Split(features=features, lengths=lengths, labels=labels, ids=ids)
+        texts = ids_from_array(part["raw_text"], n, where, "raw_text") if "raw_text" in part else None
+        splits[sname] = Split(features=features, lengths=lengths, labels=labels, ids=ids, texts=texts)
     return MultimodalDataset(
         name=Path(path).stem,
         splits=splits,
