@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
 import json
 import math
@@ -138,6 +139,18 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
         for block in iter(lambda: fh.read(chunk), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=32)
+def _sha256_version(path: str, size: int, mtime_ns: int) -> str:
+    return sha256_file(path, 1 << 22)
+
+
+def sha256_file_once(path: str | Path) -> str:
+    """:func:`sha256_file` computed once per process per file version (path, size, mtime):
+    for weights files checked on every load."""
+    st = os.stat(path)
+    return _sha256_version(str(path), st.st_size, st.st_mtime_ns)
 
 
 def nan_to_none(x: Any) -> Any:

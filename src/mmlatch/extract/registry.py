@@ -31,9 +31,6 @@ makes one from a name or from a spec entry.
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -41,6 +38,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from mmlatch.extract.errors import ExtractError
+from mmlatch.files import sha256_file_once
 
 MODALITIES: tuple[str, ...] = ("text", "audio", "visual")
 #: what each modality's extractor reads from a clip
@@ -181,19 +179,9 @@ def label(entry: dict[str, Any]) -> str:
     return f"{entry.get('extractor')} v{entry.get('version')} ({entry.get('identity')}{tail})"
 
 
-@functools.lru_cache(maxsize=32)
-def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def file_sha256(path: Path) -> str:
     """SHA-256 (hex) of a weights file, computed once per process per file version."""
-    st = os.stat(path)
-    return _sha256_cached(str(path), st.st_size, st.st_mtime_ns)
+    return sha256_file_once(path)
 
 
 def check_sha256(path: Path, expected: str, what: str) -> str:

