@@ -17,19 +17,8 @@ the readers do (MulT's pickles and some MFN files pad at the front).
 Files (``mmlatch predict --run DIR --data PATH``): every format the readers know is read by
 them when it has labels (so predictions are exactly those ``mmlatch evaluate`` scores).
 Files WITHOUT labels are read by :mod:`mmlatch.data.readers.unlabelled` (reading is the data
-layer's job alone):
-
-- the own format (``mmlatch data convert``) with the ``<split>/labels`` entries left out;
-- MulT-style pickles without ``labels`` (any split names, or one flat dict of arrays read
-  as the split ``data``): keys ``text``, ``audio``, ``vision``/``visual``, optional ``id``
-  and ``<key>_lengths``; zero rows are front padding (MulT) unless the file has MMSA keys
-  (``raw_text``, ``text_bert``, ``audio_lengths``, ``vision_lengths``), then end padding;
-- a plain ``.npz`` of arrays: one array per modality (N, L, F) end-padded, optional
-  ``lengths`` (N,) shared or ``<modality>_lengths``, ``ids`` and ``labels``; split ``data``.
-
-Missing lengths are found from zero padding as the readers do (jointly when the modalities
-share their length, so aligned steps stay aligned). NaN/inf features are replaced by 0 with a
-warning. The CSV has ``split, id``, the prediction(s), the labels when the file has them,
+layer's job alone; its docstring lists the layouts, how missing lengths are found and how
+NaN/inf features are handled). The CSV has ``split, id``, the prediction(s), the labels when the file has them,
 and for top-down models ``mask_mean_<modality>`` (each sample's mask averaged over its real
 steps and all features).
 """
