@@ -46,6 +46,34 @@ def test_bilstm_matches_unpadded_reference() -> None:
     assert torch.allclose(out[:1, :3], ref, atol=1e-6)
 
 
+def test_bilstm_gradient_matches_finite_differences_under_padding() -> None:
+    # the backward direction's gathers have the inverse gather as gradient: check it numerically
+    torch.manual_seed(0)
+    rnn = MaskedBiLSTM(3, 2).double()
+    x = torch.randn(3, 4, 3, dtype=torch.double, requires_grad=True)
+    lengths = torch.tensor([4, 2, 1])
+    real = length_mask(lengths, 4).unsqueeze(2)
+    assert torch.autograd.gradcheck(lambda t: rnn(t, lengths) * real, (x,))
+    # and padded steps of the input get no gradient
+    (rnn(x, lengths) * real).sum().backward()
+    assert x.grad is not None and float(x.grad[1, 2:].abs().sum()) == 0.0
+
+
+def test_attention_under_bf16_autocast_stays_close_and_float64_stays_exact() -> None:
+    torch.manual_seed(0)
+    att = CrossModalAttention(4, 4, 4, dropout=0.0, residual=False)
+    q, k = torch.randn(2, 3, 4), torch.randn(2, 5, 4)
+    mask = torch.tensor([[True] * 5, [True, True, False, False, False]])
+    ref = att(q, k, mask)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = att(q, k, mask)
+    assert out.dtype == torch.bfloat16
+    # bfloat16 products, float32 softmax: within bfloat16's resolution of the float32 result
+    assert torch.allclose(out.float(), ref, atol=3e-2)
+    # float64 stays float64 throughout
+    assert att.double()(q.double(), k.double(), mask).dtype == torch.float64
+
+
 def test_cross_attention_by_hand() -> None:
     # identity projections, d = 2: scores = q.k / sqrt(2)
     att = CrossModalAttention(2, 2, 2, dropout=0.0, residual=True)
