@@ -9,7 +9,7 @@ warm-up. Usage (one command, one table):
 
     python benchmarks/step_time.py [--models baseline,mmlatch,mult,hctmg] [--variants paper,authors]
         [--authors-code DIR] [--mult-code DIR] [--threads 1] [--steps 15] [--device cpu|cuda|auto]
-        [--lstm-floor]
+        [--lstm-floor] [--split 256]
 
 Columns per row: ours in float32, ours in bfloat16 (training ``bf16-mixed``: autocast, float32
 weights; inference ``bf16``: autocast), the reference in float32 as released, and speed-ups
@@ -30,6 +30,11 @@ References (never part of this repository; give the paths of checkouts):
   defaults: d 30, 5 crossmodal layers, 5 heads, its causal mask, Adam lr 1e-3, L1 loss, clip
   0.8); compared with our ``mult`` at those sizes. One compatibility edit on the scratch
   copy: ``positions.view(-1)`` -> ``.reshape(-1)`` (torch 2.x needs it).
+``--split N`` (default 256; 0: off) adds, for each model with a reference, a row for
+inference over a split of N samples (lengths as above, its own seed): ours as ``evaluate``
+and ``predict`` run it (``mmlatch.training.inference.infer``: batches of samples of similar
+lengths, results in the split's order), the reference over its batches in the split's order,
+each padded to its longest sample; figures are per batch (the split's time / its batches).
 ``--lstm-floor`` adds what the model's LSTM kernels alone take (every ``nn.LSTM`` call of one
 step replayed on its own, gradients where the step had them).
 """
@@ -52,11 +57,13 @@ from typing import Any
 
 import torch
 
+from mmlatch.data.dataset import Split
 from mmlatch.models import MOSEI_DIMS, count_parameters, create_model, model_arguments
 from mmlatch.models.latefusion import DEFAULT_VARIANT
 from mmlatch.training.module import make_adam
 from mmlatch.training.precision import cpu_has_native_bf16, resolve_inference_precision, resolve_train_precision
 from mmlatch.training.run import resolve_device
+from mmlatch.training.inference import infer
 from mmlatch.training.threads import configure_threads
 
 #: our mult at the sizes of MulT's public code (main.py defaults)
@@ -130,6 +137,24 @@ def _inputs(batch: int, length: int, device: str) -> tuple[dict[str, torch.Tenso
     return x, lengths, y
 
 
+def _split_inputs(n: int, batch: int, length: int, device: str) -> tuple[Split, list[tuple[dict, torch.Tensor]]]:
+    """``n`` samples of lengths drawn from ``length // 5``-``length`` (seeded): as a
+    :class:`Split` for our ``infer``, and as the reference's batches of ``batch`` in the
+    split's order, each padded to its longest sample (as its collator pads)."""
+    g = torch.Generator().manual_seed(1)
+    lengths = torch.randint(max(1, length // 5), length + 1, (n,), generator=g)
+    real = (torch.arange(length)[None, :] < lengths[:, None]).unsqueeze(2)
+    feats = {k: torch.randn(n, length, f, generator=g) * real for k, f in MOSEI_DIMS.items()}
+    split = Split({k: v.numpy() for k, v in feats.items()}, {k: lengths.numpy().copy() for k in feats},
+                  torch.zeros(n, 1).numpy(), [str(i) for i in range(n)])
+    batches = []
+    for start in range(0, n, batch):
+        lens = lengths[start : start + batch]
+        top = int(lens.max())
+        batches.append(({k: v[start : start + batch, :top].to(device) for k, v in feats.items()}, lens))
+    return split, batches
+
+
 def _autocast(precision: str, device: str) -> Any:
     if precision in ("bf16", "bf16-mixed"):
         return torch.autocast("cuda" if device.startswith("cuda") else "cpu", dtype=torch.bfloat16)
@@ -159,6 +184,27 @@ def ours(name: str, variant: str | None, device: str, x: dict, lengths: torch.Te
             model(x, lens).prediction.float()
 
     return model, train_step, infer
+
+
+def ours_split(model: torch.nn.Module, split: Split, batch: int, device: str, precision: str) -> Step:
+    """Our inference over a whole split, as ``evaluate``/``predict`` run it (``infer``:
+    batches of similar lengths, results in the split's order)."""
+    return lambda: infer(model, split, batch_size=batch, device=device, precision=precision)
+
+
+def ref_split(ref_model: torch.nn.Module, batches: list[tuple[dict, torch.Tensor]], kind: str) -> Step:
+    """The reference's inference over the same samples: its batches in the split's order."""
+
+    @torch.no_grad()
+    def run() -> None:
+        ref_model.eval()
+        for feats, lens in batches:
+            if kind == "authors":
+                ref_model({"text": feats["text"], "audio": feats["audio"], "visual": feats["visual"], "lengths": lens})
+            else:
+                ref_model(feats["text"], feats["audio"], feats["visual"])
+
+    return run
 
 
 def _scratch_copy(src: Path, name: str, rename: tuple[str, str] | None = None,
@@ -295,6 +341,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--steps", type=int, default=15)
     parser.add_argument("--lstm-floor", action="store_true", help="add the LSTM kernels' own time")
+    parser.add_argument("--split", type=int, default=256,
+                        help="also time inference over a split of this many samples (0: not)")
     args = parser.parse_args()
     try:
         device = resolve_device(args.device)
@@ -351,6 +399,21 @@ def main() -> None:
                                            args.warmup, args.steps)["lstm"]
                          for mode, fn in (("train", tr32), ("infer", inf32))}
                 print(f"| {label} | LSTMs alone fp32 (train / infer) | {floor['train']:.1f} / {floor['infer']:.1f} | | | | | | | |")
+            if args.split and ref is not None:
+                split, ref_batches = _split_inputs(args.split, args.batch, args.length, device)
+                fns = {"32": ours_split(m32, split, args.batch, device, "32"),
+                       "bf16": ours_split(m32, split, args.batch, device, "bf16"),
+                       "ref": ref_split(ref[0], ref_batches, "authors" if ref_name == "authors' code" else "mult")}
+                cpu = {}
+                per = len(ref_batches)
+                ms = {k: v / per for k, v in interleaved(fns, device, 1, max(3, args.steps // 2), None if cuda else cpu).items()}
+                cpu = {k: v / per for k, v in cpu.items()}
+                default_key = "bf16" if defaults["infer"] == "bf16" else "32"
+                cpu_s = (f"{_fmt_ratio(cpu['ref'], cpu['32'])} | {_fmt_ratio(cpu['ref'], cpu[default_key])}"
+                         if cpu else "- | -")
+                print(f"| {label} | infer, split of {args.split} (ms per batch) | {ms['32']:.1f} | {ms['bf16']:.1f} "
+                      f"| {ms['ref']:.1f} ({ref_name}) | {_fmt_ratio(ms['ref'], ms['32'])} | {defaults['infer']} "
+                      f"| {_fmt_ratio(ms['ref'], ms[default_key])} | {cpu_s} |", flush=True)
             print(f"<!-- {label}: {count_parameters(m32):,} parameters"
                   + (f"; reference {count_parameters(ref[0]):,}" if ref else "") + " -->", flush=True)
 

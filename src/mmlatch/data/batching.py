@@ -146,6 +146,15 @@ class BucketBatchSampler(Sampler[list[int]]):
         return full * -(-self.bucket // self.batch_size) + -(-rest // self.batch_size)
 
 
+def length_sorted_batches(split: Split, batch_size: int) -> list[list[int]]:
+    """Batches of samples of similar lengths, for inference: the split's indices sorted by
+    length (longest first; equal lengths in the split's order), cut into ``batch_size``."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+    order = np.argsort(-sample_lengths(split), kind="stable") if len(split) else np.zeros(0, np.int64)
+    return [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
+
+
 def make_loader(
     split: Split,
     batch_size: int,
@@ -154,15 +163,22 @@ def make_loader(
     num_workers: int = 0,
     pin_memory: bool = False,
     batching: str = "shuffle",
+    batches: list[list[int]] | None = None,
 ) -> DataLoader:
     """A DataLoader of :class:`Batch` over ``split``; shuffling is seeded for reproducibility.
 
     ``pin_memory``: batches in page-locked memory (for training on CUDA). ``batching``
     (with ``shuffle``): ``shuffle`` (a random order) or ``bucket`` (:class:`BucketBatchSampler`).
+    ``batches`` (without ``shuffle``): these batches of indices, in this order (e.g.
+    :func:`length_sorted_batches`), instead of the split's order cut into ``batch_size``.
     """
     if batching not in BATCHINGS:
         raise ValueError(f"batching {batching!r}: choose one of {', '.join(BATCHINGS)}")
     ds = SplitDataset(split)
+    if batches is not None:
+        if shuffle:
+            raise ValueError("make_loader: give either shuffle or batches, not both")
+        return DataLoader(ds, batch_sampler=batches, collate_fn=ds.collate, num_workers=num_workers, pin_memory=pin_memory)
     if shuffle and batching == "bucket":
         return DataLoader(
             ds,

@@ -26,6 +26,15 @@ class _PermuteRows(torch.autograd.Function):
         return grad.index_select(0, inverse), None, None
 
 
+def permute_rows(x: Tensor, index: Tensor, inverse: Tensor) -> Tensor:
+    """x: (N, F) -> its rows in the order of the permutation ``index`` (``inverse`` undoes it);
+    :class:`_PermuteRows` where a gradient is needed, a plain gather otherwise (and when traced
+    for export, which cannot record a Python autograd function)."""
+    if x.requires_grad and not torch.jit.is_tracing():
+        return _PermuteRows.apply(x, index, inverse)
+    return x.index_select(0, index)
+
+
 class MaskedBiLSTM(nn.Module):
     """Bidirectional single-layer LSTM over end-padded batches.
 
@@ -73,9 +82,9 @@ class MaskedBiLSTM(nn.Module):
         into = (rows * steps + rev).t().reshape(-1)  # time-major row t*B+b <- x[b, rev[b, t]]
         back = (rev * batch + rows).reshape(-1)  # batch-major row b*L+s <- out[rev[b, s], b]
         out_f, _ = self.fwd(x.transpose(0, 1))  # (L, B, H)
-        x_rev = _PermuteRows.apply(x.reshape(batch * steps, -1), into, back).view(steps, batch, -1)
+        x_rev = permute_rows(x.reshape(batch * steps, -1), into, back).view(steps, batch, -1)
         out_b, _ = self.bwd(x_rev)  # (L, B, H), reversed steps
-        out_b = _PermuteRows.apply(out_b.reshape(steps * batch, -1), back, into).view(batch, steps, -1)
+        out_b = permute_rows(out_b.reshape(steps * batch, -1), back, into).view(batch, steps, -1)
         return self.dropout(out_f.transpose(0, 1)), self.dropout(out_b)
 
     def _merge(self, a: Tensor, b: Tensor) -> Tensor:
