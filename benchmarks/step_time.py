@@ -60,10 +60,10 @@ import torch
 from mmlatch.data.dataset import Split
 from mmlatch.models import MOSEI_DIMS, count_parameters, create_model, model_arguments
 from mmlatch.models.latefusion import DEFAULT_VARIANT
+from mmlatch.training.inference import infer
 from mmlatch.training.module import make_adam
 from mmlatch.training.precision import cpu_has_native_bf16, resolve_inference_precision, resolve_train_precision
 from mmlatch.training.run import resolve_device
-from mmlatch.training.inference import infer
 from mmlatch.training.threads import configure_threads
 
 #: our mult at the sizes of MulT's public code (main.py defaults)
@@ -328,6 +328,18 @@ def _fmt_ratio(ref: float | None, ours_ms: float) -> str:
     return f"{ref / ours_ms:.2f}x" if ref else "-"
 
 
+def _print_row(label: str, mode: str, ms: dict[str, float], cpu: dict[str, float], ref_name: str | None,
+               default: str) -> None:
+    """One table row: ``ms``/``cpu`` hold ``32``, ``bf16`` and (with a reference) ``ref``;
+    ``default`` is the model's default precision in this mode."""
+    key = "bf16" if default in ("bf16", "bf16-mixed") else "32"
+    ref_ms = ms.get("ref")
+    ref_s = f"{ref_ms:.1f} ({ref_name})" if ref_ms else "-"
+    cpu_s = f"{_fmt_ratio(cpu.get('ref'), cpu['32'])} | {_fmt_ratio(cpu.get('ref'), cpu[key])}" if cpu else "- | -"
+    print(f"| {label} | {mode} | {ms['32']:.1f} | {ms['bf16']:.1f} | {ref_s} | {_fmt_ratio(ref_ms, ms['32'])} "
+          f"| {default} | {_fmt_ratio(ref_ms, ms[key])} | {cpu_s} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="baseline,mmlatch,mult,hctmg", help="comma-separated names")
@@ -387,13 +399,7 @@ def main() -> None:
                     fns["ref"] = ref[1] if mode == "train" else ref[2]
                 cpu: dict[str, float] = {}
                 ms = interleaved(fns, device, args.warmup, args.steps, None if cuda else cpu)
-                default_key = "bf16" if defaults[mode] in ("bf16", "bf16-mixed") else "32"
-                ref_ms = ms.get("ref")
-                ref_s = f"{ref_ms:.1f} ({ref_name})" if ref_ms else "-"
-                cpu_s = (f"{_fmt_ratio(cpu.get('ref'), cpu['32'])} | {_fmt_ratio(cpu.get('ref'), cpu[default_key])}"
-                         if cpu else "- | -")
-                print(f"| {label} | {mode} | {ms['32']:.1f} | {ms['bf16']:.1f} | {ref_s} | {_fmt_ratio(ref_ms, ms['32'])} "
-                      f"| {defaults[mode]} | {_fmt_ratio(ref_ms, ms[default_key])} | {cpu_s} |", flush=True)
+                _print_row(label, mode, ms, cpu, ref_name, defaults[mode])
             if args.lstm_floor and any(isinstance(m, torch.nn.LSTM) for m in m32.modules()):
                 floor = {mode: interleaved({"lstm": _lstm_replay(m32, fn, mode == "train", device)}, device,
                                            args.warmup, args.steps)["lstm"]
@@ -407,13 +413,8 @@ def main() -> None:
                 cpu = {}
                 per = len(ref_batches)
                 ms = {k: v / per for k, v in interleaved(fns, device, 1, max(3, args.steps // 2), None if cuda else cpu).items()}
-                cpu = {k: v / per for k, v in cpu.items()}
-                default_key = "bf16" if defaults["infer"] == "bf16" else "32"
-                cpu_s = (f"{_fmt_ratio(cpu['ref'], cpu['32'])} | {_fmt_ratio(cpu['ref'], cpu[default_key])}"
-                         if cpu else "- | -")
-                print(f"| {label} | infer, split of {args.split} (ms per batch) | {ms['32']:.1f} | {ms['bf16']:.1f} "
-                      f"| {ms['ref']:.1f} ({ref_name}) | {_fmt_ratio(ms['ref'], ms['32'])} | {defaults['infer']} "
-                      f"| {_fmt_ratio(ms['ref'], ms[default_key])} | {cpu_s} |", flush=True)
+                _print_row(label, f"infer, split of {args.split} (ms per batch)", ms,
+                           {k: v / per for k, v in cpu.items()}, ref_name, defaults["infer"])
             print(f"<!-- {label}: {count_parameters(m32):,} parameters"
                   + (f"; reference {count_parameters(ref[0]):,}" if ref else "") + " -->", flush=True)
 

@@ -151,7 +151,7 @@ def length_sorted_batches(split: Split, batch_size: int) -> list[list[int]]:
     length (longest first; equal lengths in the split's order), cut into ``batch_size``."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
-    order = np.argsort(-sample_lengths(split), kind="stable") if len(split) else np.zeros(0, np.int64)
+    order = np.argsort(-sample_lengths(split), kind="stable")
     return [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
 
 

@@ -73,8 +73,8 @@ class Inference:
         """The same results with sample ``order[i]`` in row i (``order``: (N,) a permutation)."""
         return Inference(
             ids=[self.ids[i] for i in order],
-            prediction=self.prediction[order] if len(self.prediction) else self.prediction,
-            labels=None if self.labels is None or not len(self.labels) else self.labels[order],
+            prediction=self.prediction[order],
+            labels=None if self.labels is None else self.labels[order],
             mask_means=None if self.mask_means is None else {k: v[order] for k, v in self.mask_means.items()},
             extras={k: v[order] for k, v in self.extras.items()},
             latents={k: v[order] for k, v in self.latents.items()},
@@ -194,7 +194,7 @@ def infer(
         for hook in hooks:
             hook.remove()
     result = collector.result()
-    if batches is None or len(result.ids) == 0:
+    if not batches:  # in the split's order already (or no samples)
         return result
     return result.reordered(np.argsort(np.concatenate(batches), kind="stable"))
 
