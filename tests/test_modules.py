@@ -187,3 +187,62 @@ def test_lstm_feedback_gate_bias_opens_input_and_output_gates() -> None:
     assert spread(opened) > spread(plain)  # masks vary more from the start
     with pytest.raises(ValueError, match="unknown feedback"):
         build_feedback("gru", {"a": 6, "b": 6}, {"a": 4, "b": 3})
+
+
+def test_chunk_plan_by_hand() -> None:
+    from mmlatch.modules.rnn import chunk_plan
+
+    # lengths 4, 4, 2, 1: ends may fall at 1, 2 or 4; a chunk costs its steps x rows (+ costs)
+    # one chunk 16; (0-1: 4 rows) + (1-2: 3) + (2-4: 2) = 4 + 3 + 4 = 11, the cheapest
+    assert chunk_plan([4, 4, 2, 1], 4, 3, 0, 0) == [(0, 1, 4), (1, 2, 3), (2, 4, 2)]
+    # a cost of 2 per chunk: 11 + 6 = 17 against (0-2: 4) + (2-4: 2) = 12 + 4 = 16
+    assert chunk_plan([4, 4, 2, 1], 4, 3, 0, 2) == [(0, 2, 4), (2, 4, 2)]
+    # one chunk allowed, or equal lengths: one pass over everything
+    assert chunk_plan([4, 4, 2, 1], 4, 1, 0, 0) == [(0, 4, 4)]
+    assert chunk_plan([3, 3], 5, 3, 0, 0) == [(0, 3, 2)]  # padding past the longest is never run
+    with pytest.raises(ValueError, match="at least 1"):
+        chunk_plan([3, 0], 3)
+
+
+@pytest.mark.parametrize("costs", [(3, 0, 0), (3, 8, 200)])
+def test_chunked_lstm_passes_equal_one_pass(monkeypatch: pytest.MonkeyPatch, costs: tuple[int, int, int]) -> None:
+    from mmlatch.modules import LSTMFeedback, rnn
+
+    monkeypatch.setattr(rnn, "MAX_CHUNKS", costs[0])
+    monkeypatch.setattr(rnn, "STEP_COST", costs[1])
+    monkeypatch.setattr(rnn, "CHUNK_COST", costs[2])
+    torch.manual_seed(0)
+    bi, fb = MaskedBiLSTM(3, 4).double(), LSTMFeedback(3, 2).double()
+    lengths = torch.tensor([2, 7, 1, 5, 7, 3])
+    x = torch.randn(6, 8, 3, dtype=torch.double, requires_grad=True)
+    real = length_mask(lengths, 8).unsqueeze(2)
+    params = [x, *bi.parameters(), *fb.parameters()]
+    w = torch.randn(2, 6, 8, 4, dtype=torch.double)  # a different gradient at every step
+
+    def run(chunked: bool) -> tuple[torch.Tensor, ...]:
+        monkeypatch.setattr(rnn, "CHUNKED", chunked)
+        f, b = bi.directions(x, lengths)
+        m = fb(x, lengths)
+        loss = (f * real).pow(2).sum() + (b * real * w[0]).sum() + (m * real * w[1, ..., :2]).sum()
+        return (f * real, b * real, m * real, *torch.autograd.grad(loss, params))
+
+    if costs[1] == 0:
+        assert len(rnn.packed_steps(lengths, 8).plan) == 3  # 3 chunks were run
+    chunked, whole = run(True), run(False)
+    for a, b in zip(chunked, whole, strict=True):
+        assert torch.allclose(a, b, atol=1e-12)
+    # padded steps: zero output, no gradient to the input
+    monkeypatch.setattr(rnn, "CHUNKED", True)
+    assert float(bi(x, lengths).masked_select(~real).abs().sum()) == 0.0
+    assert float(chunked[3].masked_select(~real).abs().sum()) == 0.0
+
+
+def test_attention_regrouped_scores_equal_the_projected_ones() -> None:
+    # scores (x W_q^T)(y W_k^T)^T computed as (x W_q^T W_k) y^T: the same values, float64
+    torch.manual_seed(0)
+    att = CrossModalAttention(3, 3, 4, dropout=0.0, residual=False).double()
+    q, k = torch.randn(2, 4, 3, dtype=torch.double), torch.randn(2, 5, 3, dtype=torch.double)
+    mask = torch.tensor([[True] * 5, [True, True, True, False, False]])
+    scores = att.q(q) @ att.k(k).transpose(1, 2) / 2.0  # sqrt(4)
+    weights = torch.softmax(scores.masked_fill(~mask.unsqueeze(1), float("-inf")), dim=-1)
+    assert torch.allclose(att(q, k, mask), weights @ att.v(k), atol=1e-12)

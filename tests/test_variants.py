@@ -84,7 +84,7 @@ def test_feedback_dropout_acts_on_the_lstm_outputs_in_training_only() -> None:
     fb = LSTMFeedback(3, 2, dropout=1.0)
     r = torch.randn(1, 4, 3)
     assert torch.equal(fb.train()(r, torch.tensor([4])), torch.full((1, 4, 2), 0.5))  # sigmoid(0)
-    h, _ = fb.rnn(r)
+    h = fb.rnn(r.transpose(0, 1))[0].transpose(0, 1)  # the generator LSTM is time-major
     assert torch.allclose(fb.eval()(r, torch.tensor([4])), torch.sigmoid(h))
 
 

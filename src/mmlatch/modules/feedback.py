@@ -6,13 +6,15 @@ import torch
 from torch import Tensor, nn
 
 from mmlatch.modules.dropout import Dropout
+from mmlatch.modules.rnn import lower_precision, lstm_packed, packed_steps, use_chunks
 
 
 class LSTMFeedback(nn.Module):
     """Unidirectional LSTM whose hidden state, through a sigmoid, is the mask (paper Sec. 2.7).
 
     Its hidden size is the masked modality's feature size, as in the authors' code. Being
-    causal, it never reads end padding.
+    causal, it never reads end padding; on CPU it runs in time chunks that skip most of it
+    (:func:`mmlatch.modules.rnn.lstm_packed`).
 
     Args:
         input_dim: size of the source representation r_j.
@@ -28,7 +30,7 @@ class LSTMFeedback(nn.Module):
         self, input_dim: int, output_dim: int, gate_bias: float = 0.0, dropout: float = 0.0
     ) -> None:
         super().__init__()
-        self.rnn = nn.LSTM(input_dim, output_dim, batch_first=True)
+        self.rnn = nn.LSTM(input_dim, output_dim)  # time-major, as the chunked pass runs it
         self.dropout = Dropout(dropout)
         if gate_bias:
             with torch.no_grad():  # PyTorch's gate order: input, forget, cell, output
@@ -37,7 +39,10 @@ class LSTMFeedback(nn.Module):
 
     def forward(self, r: Tensor, lengths: Tensor) -> Tensor:
         """r: (B, L, d_j), lengths: (B,) -> (B, L, F_k) in (0, 1)."""
-        h, _ = self.rnn(r)
+        if use_chunks(r):
+            h = lstm_packed(self.rnn, lower_precision(r), packed_steps(lengths, r.size(1)), "f")
+        else:
+            h = self.rnn(r.transpose(0, 1))[0].transpose(0, 1)
         return torch.sigmoid(self.dropout(h))
 
 
