@@ -220,7 +220,11 @@ def test_dropout_zeroes_a_fraction_p_and_scales_the_rest() -> None:
     assert dropout(x, 0.25, training=False) is x and dropout(x, 0.0, training=True) is x
     assert torch.equal(dropout(x, 1.0, training=True), torch.zeros_like(x))
     assert Dropout(0.5).eval()(x) is x
-    odd = torch.ones(3, 5, 7)  # an odd count of elements: half a 64-bit draw goes unused
+    # p = 0.1 drops 6554 of the 2**16 bit patterns: survivors scaled by 2**16 / (2**16 - 6554)
+    scaled = dropout(torch.ones(1000), 0.1, training=True)
+    assert torch.allclose(scaled[scaled != 0], torch.tensor(65536 / 58982))
+    assert torch.equal(dropout(torch.ones(9), 1e-6, training=True), torch.ones(9))  # below 2**-17: no drop
+    odd = torch.ones(3, 5, 7)  # a count not a multiple of 4: part of a 64-bit draw goes unused
     torch.manual_seed(1)
     first = dropout(odd, 0.5, training=True)
     torch.manual_seed(1)

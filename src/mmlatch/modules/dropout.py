@@ -13,12 +13,13 @@ def dropout(x: Tensor, p: float, training: bool) -> Tensor:
     """Dropout: each element zeroed with probability ``p``, survivors scaled to keep the mean.
 
     On CUDA this is ``F.dropout``. On CPU, where drawing the random numbers was the largest
-    single cost of a transformer training step, each element gets 32 random bits (two per
-    64-bit draw, about twice as fast as a float draw and four times as fast as the Bernoulli
-    draws of ``F.dropout``) and is kept when they are at least ``round(p * 2**32)`` up from
-    the bottom of their range. The drop probability is thus ``p`` rounded to a multiple of
-    2**-32 (finer than the 2**-24 of a float32 uniform draw), and survivors are scaled by one
-    over the keep probability, so the expectation is exact.
+    single cost of a transformer training step, each element gets 16 random bits (four per
+    64-bit draw: about three times as fast as a float draw, six times the Bernoulli draws of
+    ``F.dropout``, and 1.4-3x the 32 bits per element this used before) and is kept when they
+    are at least ``round(p * 2**16)`` up from the bottom of their range. The drop probability
+    is thus ``p`` rounded to a multiple of 2**-16 (off by at most 2**-17, e.g. 0.1 becomes
+    0.100006), and survivors are scaled by one over the keep probability actually used, so
+    the expectation is exact.
     """
     if not training or p == 0.0:
         return x
@@ -32,11 +33,15 @@ def dropout(x: Tensor, p: float, training: bool) -> Tensor:
 def keep_scale(shape: torch.Size | tuple[int, ...], p: float, dtype: torch.dtype) -> Tensor:
     """:func:`dropout`'s CPU multiplier for a tensor of ``shape``: 0 where dropped, one over the
     keep probability elsewhere (0 < p < 1; the same random draws as :func:`dropout`)."""
-    drop = round(p * 2**32)  # dropped bit patterns, of 2**32
+    drop = round(p * 2**16)  # dropped bit patterns, of 2**16
+    if drop == 0:  # p below 2**-17: nothing is dropped
+        return torch.ones(shape, dtype=dtype)
+    if drop == 2**16:  # p above 1 - 2**-17: everything is
+        return torch.zeros(shape, dtype=dtype)
     n = math.prod(shape)
-    bits = torch.empty((n + 1) // 2, dtype=torch.int64).random_(-(2**63), None)  # every 64-bit value
-    keep = bits.view(torch.int32)[:n].view(shape) >= drop - 2**31  # P(keep) = 1 - drop / 2**32
-    return keep.to(dtype).mul_(2**32 / (2**32 - drop))
+    bits = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-(2**63), None)  # every 64-bit value
+    keep = bits.view(torch.int16)[:n].view(shape) >= drop - 2**15  # P(keep) = 1 - drop / 2**16
+    return keep.to(dtype).mul_(2**16 / (2**16 - drop))
 
 
 class Dropout(nn.Module):
