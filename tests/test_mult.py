@@ -224,16 +224,23 @@ def test_inference_in_length_sorted_halves_gives_each_sample_its_own_prediction(
     lens = {"text": [3, 12, 4, 11, 2, 12, 5, 10, 3], "audio": [2, 9, 3, 10, 2, 7, 4, 8, 1], "visual": [3, 12, 4, 11, 2, 12, 5, 10, 3]}
     feats, lengths = _feats(lens)
     assert model._length_halves(feats, lengths) is None  # grad enabled: never split
-    with torch.no_grad():
-        halves = model._length_halves(feats, lengths)
-        assert halves is not None and sorted(torch.cat(halves).tolist()) == list(range(9))
-        split = model(feats, lengths).prediction
-        model.split_padding_share = False
-        whole = model(feats, lengths).prediction
-        alone = torch.cat([
-            model({k: v[i : i + 1, : lens[k][i]] for k, v in feats.items()}, {k: v[i : i + 1] for k, v in lengths.items()}).prediction
-            for i in range(9)
-        ])
+    threads = torch.get_num_threads()
+    try:
+        with torch.no_grad():
+            torch.set_num_threads(2)
+            assert model._length_halves(feats, lengths) is None  # more than one thread: never split
+            torch.set_num_threads(1)  # one thread: split
+            halves = model._length_halves(feats, lengths)
+            assert halves is not None and sorted(torch.cat(halves).tolist()) == list(range(9))
+            split = model(feats, lengths).prediction
+            model.split_padding_share = False
+            whole = model(feats, lengths).prediction
+            alone = torch.cat([
+                model({k: v[i : i + 1, : lens[k][i]] for k, v in feats.items()}, {k: v[i : i + 1] for k, v in lengths.items()}).prediction
+                for i in range(9)
+            ])
+    finally:
+        torch.set_num_threads(threads)
     assert torch.allclose(split, whole, atol=1e-5) and torch.allclose(split, alone, atol=1e-5)
 
 
