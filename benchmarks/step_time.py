@@ -60,6 +60,7 @@ import torch
 from mmlatch.data.dataset import Split
 from mmlatch.models import MOSEI_DIMS, count_parameters, create_model, model_arguments
 from mmlatch.models.latefusion import DEFAULT_VARIANT
+from mmlatch.modules.rnn import forget_chunk_plans
 from mmlatch.training.inference import infer
 from mmlatch.training.module import make_adam
 from mmlatch.training.precision import cpu_has_native_bf16, resolve_inference_precision, resolve_train_precision
@@ -170,6 +171,7 @@ def ours(name: str, variant: str | None, device: str, x: dict, lengths: torch.Te
     lens = lengths.to(device)
 
     def train_step() -> None:
+        forget_chunk_plans()  # every step plans its LSTM chunks anew, as a new batch does
         model.train()
         opt.zero_grad(set_to_none=True)
         with _autocast(precision, device):
@@ -179,6 +181,7 @@ def ours(name: str, variant: str | None, device: str, x: dict, lengths: torch.Te
 
     @torch.inference_mode()
     def infer() -> None:
+        forget_chunk_plans()
         model.eval()
         with _autocast(precision, device):
             model(x, lens).prediction.float()

@@ -178,6 +178,11 @@ def packed_steps(lengths: Tensor, steps: int) -> PackedSteps:
         return _packed_steps(tuple(lengths.tolist()), steps, (MAX_CHUNKS, STEP_COST, CHUNK_COST))
 
 
+def forget_chunk_plans() -> None:
+    """Empty the cache of :func:`packed_steps` (benchmarks: time a new batch's planning)."""
+    _packed_steps.cache_clear()
+
+
 def lstm_packed(lstm: nn.LSTM, x: Tensor, packed: PackedSteps, direction: str) -> Tensor:
     """x: (B, L, F) -> the outputs of ``lstm`` (B, L, H) at each input step of ``direction``
     (``f`` or ``b``), zero at padded steps; run chunk by chunk (``packed.plan``)."""
