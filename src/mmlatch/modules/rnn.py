@@ -11,10 +11,12 @@ gradient are those of one full pass (tests compare them in float64).
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -79,10 +81,6 @@ class _Map:
     index: Tensor
     zeros: Tensor
 
-    @staticmethod
-    def of(index: Tensor) -> _Map:
-        return _Map(index.clamp(min=0), (index < 0).nonzero().flatten())
-
 
 def _gather(x: Tensor, there: _Map, back: _Map) -> Tensor:
     """x: (N, F) -> (len(there.index), F); ``back`` maps the result's rows back (the gradient)."""
@@ -103,7 +101,8 @@ def chunk_plan(
         raise ValueError(f"LSTM lengths must be at least 1, got {sorted(lengths)[:3]}...")
     top = min(max(lengths), steps)
     ends = sorted({min(n, top) for n in lengths if n > 0} | {top})
-    rows = {s: sum(1 for n in lengths if n > s) for s in [0, *ends]}
+    ascending = sorted(lengths)
+    rows = {s: len(ascending) - bisect_right(ascending, s) for s in [0, *ends]}  # sequences longer than s
     best: dict[tuple[int, int], tuple[float, list[tuple[int, int, int]]]] = {}
 
     def cost(start: int, chunks: int) -> tuple[float, list[tuple[int, int, int]]]:
@@ -141,33 +140,35 @@ class PackedSteps:
     unpack: dict[str, _Map]
 
 
+def _map(index: np.ndarray) -> _Map:
+    """:class:`_Map` of an index with ``-1`` for zero rows (built in numpy: tiny arrays)."""
+    return _Map(torch.from_numpy(np.maximum(index, 0)), torch.from_numpy(np.flatnonzero(index < 0)))
+
+
 @lru_cache(maxsize=16)
 def _packed_steps(lengths: tuple[int, ...], steps: int, costs: tuple[int, int, int]) -> PackedSteps:
-    lens = torch.tensor(lengths)
+    # numpy, not torch: a few dozen operations on arrays of B x L, planned for every new batch
+    lens = np.asarray(lengths, dtype=np.int64)
     batch = len(lengths)
-    order = torch.sort(lens, descending=True, stable=True).indices
-    rank = torch.empty_like(order)
-    rank[order] = torch.arange(batch)
+    rank = np.empty(batch, dtype=np.int64)
+    rank[np.argsort(-lens, kind="stable")] = np.arange(batch)
     plan = chunk_plan(sorted(lengths, reverse=True), steps, *costs)
-    starts = torch.tensor([s for s, _, _ in plan])
-    ends = torch.tensor([e for _, e, _ in plan])
-    rows = torch.tensor([n for _, _, n in plan])
-    offsets = torch.cumsum((ends - starts) * rows, 0) - (ends - starts) * rows
-    total = int(((ends - starts) * rows).sum())
-    t = torch.arange(steps)
-    chunk = torch.searchsorted(ends, t, right=True).clamp(max=len(plan) - 1)  # (L,)
-    pos = offsets[chunk] + (t - starts[chunk]) * rows[chunk] + rank.unsqueeze(1)  # (B, L) packed row of (b, t)
-    real = t.unsqueeze(0) < lens.unsqueeze(1)  # (B, L)
-    none = torch.full((batch, steps), -1)
-    rev = reversal_index(lens, steps)  # (B, L)
-    src = {"f": t.expand(batch, steps), "b": rev}  # input step read at packed step t
-    sample = torch.arange(batch).unsqueeze(1) * steps
+    starts, ends, rows = (np.array(column, dtype=np.int64) for column in zip(*plan, strict=True))
+    sizes = (ends - starts) * rows
+    offsets = np.cumsum(sizes) - sizes
+    t = np.arange(steps)
+    chunk = np.minimum(np.searchsorted(ends, t, side="right"), len(plan) - 1)  # (L,)
+    pos = offsets[chunk] + (t - starts[chunk]) * rows[chunk] + rank[:, None]  # (B, L) packed row of (b, t)
+    real = t[None, :] < lens[:, None]  # (B, L)
+    rev = np.where(real, lens[:, None] - 1 - t, t)  # (B, L): reversal within each length
+    src = {"f": np.broadcast_to(t, (batch, steps)), "b": rev}  # input step read at packed step t
+    sample = np.arange(batch)[:, None] * steps
     pack, unpack = {}, {}
     for d, step in src.items():
-        into = torch.full((total,), -1)
+        into = np.full(int(sizes.sum()), -1, dtype=np.int64)
         into[pos[real]] = (sample + step)[real]
-        pack[d] = _Map.of(into)
-        unpack[d] = _Map.of(torch.where(real, pos.gather(1, step), none).reshape(-1))
+        pack[d] = _map(into)
+        unpack[d] = _map(np.where(real, np.take_along_axis(pos, step, 1), -1).reshape(-1))
     return PackedSteps(plan, pack, unpack)
 
 
