@@ -20,32 +20,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from mmlatch.modules.checks import is_exporting
 from mmlatch.modules.dropout import Dropout
 from mmlatch.modules.masking import reversal_index
-
-
-class _PermuteRows(torch.autograd.Function):
-    """``x.index_select(0, index)`` for a permutation ``index`` whose inverse is ``inverse``;
-    the gradient is the inverse gather (exact: every row is read once)."""
-
-    @staticmethod
-    def forward(ctx: Any, x: Tensor, index: Tensor, inverse: Tensor) -> Tensor:  # (N, F) -> (N, F)
-        ctx.save_for_backward(inverse)
-        return x.index_select(0, index)
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
-        (inverse,) = ctx.saved_tensors
-        return grad.index_select(0, inverse), None, None
-
-
-def permute_rows(x: Tensor, index: Tensor, inverse: Tensor) -> Tensor:
-    """x: (N, F) -> its rows in the order of the permutation ``index`` (``inverse`` undoes it);
-    :class:`_PermuteRows` where a gradient is needed, a plain gather otherwise (and when traced
-    for export, which cannot record a Python autograd function)."""
-    if x.requires_grad and not torch.jit.is_tracing():
-        return _PermuteRows.apply(x, index, inverse)
-    return x.index_select(0, index)
 
 
 #: chunked LSTM passes on CPU (see :func:`use_chunks`); tests turn it off to compare
@@ -60,8 +37,9 @@ CHUNK_COST = 200
 
 class _Gather(torch.autograd.Function):
     """Rows ``x[index]`` (``-1``: a zero row) whose gradient is the gather by ``inverse``
-    (``-1``: no gradient): exact when every row of ``x`` is read at most once, by the row of
-    the output that ``inverse`` names, and rows never read do not matter to the output."""
+    (``-1``: no gradient), not the scatter-add a general gather's gradient needs: exact when
+    every row of ``x`` is read at most once, by the row of the output that ``inverse`` names,
+    and rows never read do not matter to the output (a permutation and its inverse, too)."""
 
     @staticmethod
     def forward(ctx: Any, x: Tensor, index: Tensor, zeros: Tensor, inverse: Tensor, inverse_zeros: Tensor) -> Tensor:
@@ -83,10 +61,13 @@ class _Map:
 
 
 def _gather(x: Tensor, there: _Map, back: _Map) -> Tensor:
-    """x: (N, F) -> (len(there.index), F); ``back`` maps the result's rows back (the gradient)."""
-    if x.requires_grad:
+    """x: (N, F) -> (len(there.index), F); ``back`` maps the result's rows back (the gradient).
+    :class:`_Gather` where a gradient is needed, plain gathers otherwise (and when traced or
+    exported, which cannot record a Python autograd function)."""
+    if x.requires_grad and not is_exporting():
         return _Gather.apply(x, there.index, there.zeros, back.index, back.zeros)
-    return x.index_select(0, there.index).index_fill_(0, there.zeros, 0.0)
+    out = x.index_select(0, there.index)
+    return out.index_fill_(0, there.zeros, 0.0) if there.zeros.numel() else out
 
 
 def chunk_plan(
@@ -100,7 +81,7 @@ def chunk_plan(
     if min(lengths, default=0) < 1:
         raise ValueError(f"LSTM lengths must be at least 1, got {sorted(lengths)[:3]}...")
     top = min(max(lengths), steps)
-    ends = sorted({min(n, top) for n in lengths if n > 0} | {top})
+    ends = sorted({min(n, top) for n in lengths} | {top})
     ascending = sorted(lengths)
     rows = {s: len(ascending) - bisect_right(ascending, s) for s in [0, *ends]}  # sequences longer than s
     best: dict[tuple[int, int], tuple[float, list[tuple[int, int, int]]]] = {}
@@ -213,8 +194,7 @@ def lower_precision(x: Tensor) -> Tensor:
 def use_chunks(x: Tensor) -> bool:
     """Chunked LSTM passes: on CPU, outside tracing and export (their plan depends on the
     lengths, which a traced graph would freeze)."""
-    return (CHUNKED and x.device.type == "cpu" and not torch.jit.is_tracing()
-            and not torch.jit.is_scripting() and not torch.onnx.is_in_onnx_export())
+    return CHUNKED and x.device.type == "cpu" and not is_exporting() and not torch.jit.is_scripting()
 
 
 class MaskedBiLSTM(nn.Module):
@@ -257,7 +237,7 @@ class MaskedBiLSTM(nn.Module):
         The backward direction's input is gathered straight into time-major order, and its
         output straight back into batch-major input-step order: one copy each way. The two
         gathers are each other's inverse, so each one's gradient is the other gather
-        (:class:`_PermuteRows`), not the scatter-add a general gather's gradient needs.
+        (:class:`_Gather`). On CPU both directions go through :func:`lstm_packed` instead.
         """
         if use_chunks(x):
             x = lower_precision(x)
@@ -270,13 +250,16 @@ class MaskedBiLSTM(nn.Module):
         into = (rows * steps + rev).t().reshape(-1)  # time-major row t*B+b <- x[b, rev[b, t]]
         back = (rev * batch + rows).reshape(-1)  # batch-major row b*L+s <- out[rev[b, s], b]
         out_f, _ = self.fwd(x.transpose(0, 1))  # (L, B, H)
-        x_rev = permute_rows(x.reshape(batch * steps, -1), into, back).view(steps, batch, -1)
+        none = into.new_empty(0)  # a permutation: no zero rows
+        there, back_map = _Map(into, none), _Map(back, none)
+        x_rev = _gather(x.reshape(batch * steps, -1), there, back_map).view(steps, batch, -1)
         out_b, _ = self.bwd(x_rev)  # (L, B, H), reversed steps
-        out_b = permute_rows(out_b.reshape(steps * batch, -1), back, into).view(batch, steps, -1)
+        out_b = _gather(out_b.reshape(steps * batch, -1), back_map, there).view(batch, steps, -1)
         return self.dropout(out_f.transpose(0, 1)), self.dropout(out_b)
 
     def _merge(self, a: Tensor, b: Tensor) -> Tensor:
-        """a: forward outputs (B, L, H), a time-major view; b: backward outputs, contiguous.
+        """a: forward outputs (B, L, H) (a time-major view on the single-pass path); b:
+        backward outputs, contiguous.
 
         The sum reads ``b`` first so that it comes out batch-major and contiguous: ``a + b``
         would take ``a``'s time-major strides, and a linear layer on such a tensor cannot
