@@ -14,6 +14,7 @@ from mmlatch.modules.transformer import (
     ScaledPositionalEmbedding,
     TemporalProjection,
     TransformerEncoder,
+    TransformerLayer,
     last_real_step,
     sinusoidal_positions,
 )
@@ -255,3 +256,97 @@ def test_a_hooked_submodule_sees_the_whole_batch_in_one_call() -> None:
         model(feats, lengths)
     handle.remove()
     assert seen == [9]
+
+
+def _both_paths(enc: TransformerEncoder, *args, **kw) -> tuple[torch.Tensor, torch.Tensor]:
+    """enc's inference output with the packed-rows path forced on, then off."""
+    outs = []
+    for share in (1e-9, False):
+        enc.pack_padding_share = share
+        with torch.no_grad():
+            outs.append(enc(*args, **kw))
+    del enc.pack_padding_share
+    return outs[0], outs[1]
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("cross", [False, True])
+def test_packed_rows_give_the_padded_values_at_real_steps_and_zero_at_padding(causal: bool, cross: bool) -> None:
+    """Inference on the real steps only (LayerNorms, projections, feed-forward on packed rows)
+    against the padded layout, float64: the same values at every real step and at each
+    sample's last step, zero at padded steps; the packed path really taken."""
+    torch.manual_seed(0)
+    enc = TransformerEncoder(D, 2, 3, cross=cross, causal=causal).double().eval()
+    x, lens = torch.randn(4, 7, D, dtype=torch.float64), torch.tensor([7, 2, 4, 1])
+    kv, kv_lens = (torch.randn(4, 6, D, dtype=torch.float64), torch.tensor([6, 3, 1, 2])) if cross else (None, None)
+    calls = []
+    real = TransformerLayer.forward_rows
+    try:
+        TransformerLayer.forward_rows = lambda self, *a, **k: calls.append(1) or real(self, *a, **k)
+        packed, padded = _both_paths(enc, x, lens, kv, kv_lens)
+        assert len(calls) == 3
+        packed_last, padded_last = _both_paths(enc, x, lens, kv, kv_lens, last_only=True)
+        assert len(calls) == 6
+    finally:
+        TransformerLayer.forward_rows = real
+    real_steps = (torch.arange(7)[None, :] < lens[:, None]).unsqueeze(2)
+    assert torch.allclose(packed.masked_fill(~real_steps, 0), padded.masked_fill(~real_steps, 0), atol=1e-12, rtol=0)
+    assert torch.equal(packed.masked_fill(real_steps, 0), torch.zeros_like(packed))
+    assert torch.allclose(packed_last, padded_last, atol=1e-12, rtol=0)
+    assert torch.allclose(packed_last, last_real_step(padded, lens), atol=1e-12, rtol=0)
+
+
+def test_packed_rows_ignore_what_the_padding_holds_and_how_long_it_is() -> None:
+    torch.manual_seed(1)
+    enc = TransformerEncoder(D, 2, 2, cross=True, causal=True).eval()
+    x, kv = torch.randn(3, 6, D), torch.randn(3, 5, D)
+    lens, kv_lens = torch.tensor([6, 3, 2]), torch.tensor([5, 2, 4])
+    garbage_x, garbage_kv = x.clone(), kv.clone()
+    garbage_x[1, 3:], garbage_kv[1, 2:] = 1e4, float("nan")
+    longer_x, longer_kv = torch.cat([x, torch.randn(3, 4, D)], 1), torch.cat([kv, torch.randn(3, 3, D)], 1)
+    enc.pack_padding_share = 1e-9
+    with torch.no_grad():
+        out = enc(x, lens, kv, kv_lens, last_only=True)
+        assert torch.equal(out, enc(garbage_x, lens, garbage_kv, kv_lens, last_only=True))
+        assert torch.allclose(out, enc(longer_x, lens, longer_kv, kv_lens, last_only=True), atol=1e-6)
+
+
+def test_packed_rows_are_not_used_in_training_with_gradients_or_under_layer_hooks() -> None:
+    enc = TransformerEncoder(D, 2, 2)
+    x, lens = torch.randn(2, 6, D), torch.tensor([6, 1])
+    assert not enc.train()._packs(x, lens, None, None)
+    enc.eval()
+    assert not enc._packs(x, lens, None, None)  # gradients enabled
+    with torch.no_grad():
+        assert enc._packs(x, lens, None, None)
+        assert not enc._packs(x, torch.tensor([6, 6]), None, None)  # no padding to skip
+        seen = []
+        handle = enc.layers[0].register_forward_hook(lambda mod, inp, out: seen.append(out.shape))
+        assert not enc._packs(x, lens, None, None)
+        enc(x, lens)
+        handle.remove()
+    assert seen == [(2, 6, D)]  # the hook saw the padded layout it expects
+
+
+def test_packed_rows_under_bfloat16_autocast_match_the_padded_path() -> None:
+    torch.manual_seed(2)
+    enc = TransformerEncoder(30, 5, 2, cross=True, causal=True).eval()
+    x, kv = torch.randn(4, 9, 30), torch.randn(4, 8, 30)
+    lens, kv_lens = torch.tensor([9, 4, 2, 6]), torch.tensor([8, 8, 3, 1])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        packed, padded = _both_paths(enc, x, lens, kv, kv_lens, last_only=True)
+    assert packed.dtype == padded.dtype
+    assert torch.allclose(packed.float(), padded.float(), atol=3e-2, rtol=3e-2)
+
+
+def test_mult_predictions_are_the_same_with_and_without_packed_rows(monkeypatch) -> None:
+    model = _mult(causal=True).double().eval()
+    lens = {"text": [3, 12, 4, 11, 2], "audio": [2, 9, 3, 10, 2], "visual": [3, 12, 4, 11, 2]}
+    feats, lengths = _feats(lens)
+    feats = {k: v.double() for k, v in feats.items()}
+    preds = []
+    for share in (1e-9, False):
+        monkeypatch.setattr(TransformerEncoder, "pack_padding_share", share)
+        with torch.no_grad():
+            preds.append(model(feats, lengths).prediction)
+    assert torch.allclose(preds[0], preds[1], atol=1e-12, rtol=0)

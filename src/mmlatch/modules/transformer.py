@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmlatch.modules.dropout import Dropout, dropout, keep_scale
+from mmlatch.modules.checks import is_exporting
 from mmlatch.modules.masking import additive_mask, length_mask
 
 
@@ -118,6 +119,33 @@ def _join_heads(parts: list[Tensor], batch: int, length: int) -> Tensor:
     return out.view(batch, length, -1)
 
 
+class Packing:
+    """The real steps of an end-padded batch as rows: (B, L, w) <-> (N, w), N = sum of lengths.
+
+    Row-wise work (LayerNorms, projections, feed-forward, residual sums) on the N real rows
+    only; attention takes the padded layout back (:meth:`unpack`, zeros at padding).
+
+    Args:
+        lengths: (B,) lengths in [1, L].
+        length: L.
+    """
+
+    def __init__(self, lengths: Tensor, length: int) -> None:
+        self.batch = lengths.numel()
+        self.length = length
+        self.rows = length_mask(lengths, length).reshape(-1).nonzero().squeeze(1)  # (N,) b * L + t
+        self.last = lengths.cumsum(0) - 1  # (B,) each sample's last real step among the rows
+
+    def pack(self, x: Tensor) -> Tensor:
+        """(B, L, w) -> (N, w): the real steps, in batch then time order."""
+        return x.reshape(-1, x.size(-1)).index_select(0, self.rows)
+
+    def unpack(self, rows: Tensor) -> Tensor:
+        """(N, w) -> (B, L, w), zero at padded steps."""
+        out = rows.new_zeros(self.batch * self.length, rows.size(1))
+        return out.index_copy_(0, self.rows, rows).view(self.batch, self.length, -1)
+
+
 class _CpuAttention(torch.autograd.Function):
     """Multi-head ``softmax(q k^T * scale + mask) [dropout] v`` with every matrix product in
     the orientation that is fast on CPU at small head sizes.
@@ -133,25 +161,39 @@ class _CpuAttention(torch.autograd.Function):
     """
 
     @staticmethod
-    @torch.amp.custom_fwd(device_type="cpu")
-    def forward(ctx, q: Tensor, kv: Tensor | None, mask: Tensor, heads: int, p: float) -> Tensor:  # type: ignore[override]
-        """q: (B, Lq, d), kv: (B, Lk, 2d) keys | values; or q: (B, L, 3d) queries | keys | values
-        and kv None (self-attention). mask: additive (B*H, Lq|1, Lk'), Lk' >= Lk, -inf beyond
-        Lk. p: dropout on the weights (0: none) -> (B, Lq, d)."""
+    def weights(q: Tensor, kv: Tensor | None, mask: Tensor, heads: int) -> tuple[Tensor, ...]:
+        """:meth:`forward`'s inputs -> (qh, kh, vh (B*H, L, e), weights (B*H, Lq, Lk'), lk, scale)."""
         lk_pad = mask.size(-1)
         if kv is None:
-            b, lq, width = q.shape
+            lq, width = q.shape[1:]
             d = width // 3
             qh = _split_heads(q[..., :d], 1, heads, lq)[0]
             kh, vh = _split_heads(q[..., d:], 2, heads, lk_pad)
             lk = lq
         else:
-            b, lq, d = q.shape
+            lq, d = q.shape[1:]
             lk = kv.size(1)
             qh = _split_heads(q, 1, heads, lq)[0]  # (B*H, Lq, e)
             kh, vh = _split_heads(kv, 2, heads, lk_pad)  # (B*H, Lk', e)
         scale = (d // heads) ** -0.5
         weights = torch.softmax(torch.baddbmm(mask.to(qh.dtype), qh, kh.transpose(1, 2), alpha=scale), dim=-1)
+        return qh, kh, vh, weights, lk, scale
+
+    @staticmethod
+    def infer(q: Tensor, kv: Tensor | None, mask: Tensor, heads: int) -> Tensor:
+        """:meth:`forward` without dropout or autograd bookkeeping (inference) -> (B, Lq, d)."""
+        _, _, vh, weights, _, _ = _CpuAttention.weights(q, kv, mask, heads)
+        return _join_heads([torch.bmm(vh.transpose(1, 2), weights.transpose(1, 2))], q.size(0), q.size(1))
+
+    @staticmethod
+    @torch.amp.custom_fwd(device_type="cpu")
+    def forward(ctx, q: Tensor, kv: Tensor | None, mask: Tensor, heads: int, p: float) -> Tensor:  # type: ignore[override]
+        """q: (B, Lq, d), kv: (B, Lk, 2d) keys | values; or q: (B, L, 3d) queries | keys | values
+        and kv None (self-attention). mask: additive (B*H, Lq|1, Lk'), Lk' >= Lk, -inf beyond
+        Lk. p: dropout on the weights (0: none) -> (B, Lq, d)."""
+        b, lq = q.shape[:2]
+        lk_pad = mask.size(-1)
+        qh, kh, vh, weights, lk, scale = _CpuAttention.weights(q, kv, mask, heads)
         keep = None  # :func:`dropout`'s multiplier: the same draws, over the real keys
         if p >= 1:
             keep = torch.zeros_like(weights)
@@ -246,24 +288,25 @@ class MultiHeadAttention(nn.Module):
             return 1, dtype
         return (32 if dtype in (torch.bfloat16, torch.float16) else 1), dtype
 
+    def joint(self, *names: str) -> tuple[Tensor, Tensor]:
+        """The named projections (``"q"``, ``"k"``, ``"v"``) as one: weight (n d, d), bias (n d,)."""
+        lins = [getattr(self, n) for n in names]
+        return torch.cat([lin.weight for lin in lins]), torch.cat([lin.bias for lin in lins])
+
     def _project(self, query: Tensor, kv: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """q, k, v (each (B, L, d)); one matrix product for q, k, v when ``kv is query``
         (self-attention) and one for k, v otherwise (the same weights, concatenated)."""
         if kv is query:
-            w = torch.cat([self.q.weight, self.k.weight, self.v.weight])  # (3d, d)
-            b = torch.cat([self.q.bias, self.k.bias, self.v.bias])
-            return F.linear(query, w, b).chunk(3, dim=-1)
-        k, v = F.linear(kv, torch.cat([self.k.weight, self.v.weight]), torch.cat([self.k.bias, self.v.bias])).chunk(2, dim=-1)
+            return F.linear(query, *self.joint("q", "k", "v")).chunk(3, dim=-1)
+        k, v = F.linear(kv, *self.joint("k", "v")).chunk(2, dim=-1)
         return self.q(query), k, v
 
     def _project_fused(self, query: Tensor, kv: Tensor) -> tuple[Tensor, Tensor | None]:
         """:meth:`_project`'s products unsplit: (q | k | v (B, L, 3d), None) for self-attention,
         (q (B, Lq, d), k | v (B, Lk, 2d)) otherwise."""
         if kv is query:
-            w = torch.cat([self.q.weight, self.k.weight, self.v.weight])  # (3d, d)
-            return F.linear(query, w, torch.cat([self.q.bias, self.k.bias, self.v.bias])), None
-        kv_out = F.linear(kv, torch.cat([self.k.weight, self.v.weight]), torch.cat([self.k.bias, self.v.bias]))
-        return self.q(query), kv_out
+            return F.linear(query, *self.joint("q", "k", "v")), None
+        return self.q(query), F.linear(kv, *self.joint("k", "v"))
 
     def forward(self, query: Tensor, kv: Tensor, attn_mask: Tensor) -> Tensor:
         """query: (B, Lq, d), kv: (B, Lk, d), attn_mask (B, 1, Lq|1, Lk): bool, True where a
@@ -358,6 +401,36 @@ class TransformerLayer(nn.Module):
         x = x + self.res_dropout(self.attn(q, source, attn_mask))
         h = self.fc2(self.relu_dropout(F.relu(self.fc1(self.norm_ff(x)))))
         return x + self.res_dropout(h)
+
+    def forward_rows(
+        self, x: Tensor, attn_mask: Tensor, rows: Packing, kv: Tensor | None = None,
+        kv_rows: Packing | None = None, last: bool = False,
+    ) -> Tensor:
+        """:meth:`forward` in inference on the real steps only (CPU products path): x (N, d)
+        the rows of ``rows``; kv (Nk, d) those of ``kv_rows`` if cross; attn_mask the
+        per-head (B*H, Lq|1, Lk') -> (N, d). Row-wise work (LayerNorms, projections,
+        feed-forward) skips the padding; attention runs on the padded layout (zero keys at
+        padded steps, masked). ``last``: only each sample's last real step -> (B, d)
+        (attn_mask with one query row)."""
+        attn = self.attn
+        normed = self.norm_q(x)
+        if kv is None:
+            if last:
+                q = attn.q(normed.index_select(0, rows.last)).unsqueeze(1)  # (B, 1, d)
+                out = _CpuAttention.infer(q, rows.unpack(F.linear(normed, *attn.joint("k", "v"))), attn_mask, attn.heads)
+            else:
+                out = _CpuAttention.infer(rows.unpack(F.linear(normed, *attn.joint("q", "k", "v"))), None, attn_mask, attn.heads)
+        else:
+            assert kv_rows is not None
+            source = self.norm_q(kv) if self.norm_kv is None else self.norm_kv(kv)
+            keys = kv_rows.unpack(F.linear(source, *attn.joint("k", "v")))  # (B, Lk, 2d)
+            q = attn.q(normed.index_select(0, rows.last)).unsqueeze(1) if last else rows.unpack(attn.q(normed))
+            out = _CpuAttention.infer(q, keys, attn_mask, attn.heads)
+        if last:
+            x = x.index_select(0, rows.last) + attn.out(out.squeeze(1))  # (B, d)
+        else:
+            x = x + attn.out(rows.pack(out))  # (N, d)
+        return x + self.fc2(F.relu(self.fc1(self.norm_ff(x))))
 
 
 class TransformerEncoder(nn.Module):
@@ -469,6 +542,8 @@ class TransformerEncoder(nn.Module):
         keys_multiple, dtype = attn.mask_layout(x)
         mask = additive_mask(mask, dtype)  # (B, 1, Lq|1, Lk)
         per_head = attn.per_head_mask(mask, keys_multiple)  # once for every layer
+        if self._packs(x, lengths, kv, kv_lengths):
+            return self._forward_rows(x, lengths, kv, kv_lengths, mask, per_head, last_only)
         if not last_only:
             for layer in self.layers:
                 x = layer(x, per_head, kv)
@@ -479,6 +554,49 @@ class TransformerEncoder(nn.Module):
         if mask.size(2) > 1:  # causal: the query row of each sample's last step
             mask = mask[torch.arange(x.size(0), device=x.device), :, idx].unsqueeze(2)  # (B, 1, 1, Lk)
         return self.norm(self.layers[-1](x, mask, kv, query_index=idx).squeeze(1))  # (B, d)
+
+
+    #: in inference on the CPU products path, the row-wise work of each layer runs on the real
+    #: steps only (:meth:`TransformerLayer.forward_rows`) when at least this share of the
+    #: batch's steps (queries and keys together) is padding (False: never)
+    pack_padding_share: float | bool = 0.1
+
+    def _packs(self, x: Tensor, lengths: Tensor, kv: Tensor | None, kv_lengths: Tensor | None) -> bool:
+        """Whether :meth:`forward` takes the packed-rows path for these inputs."""
+        if self.training or torch.is_grad_enabled() or not self.pack_padding_share:
+            return False
+        if not self.layers[0].attn.uses_cpu_products(x) or is_exporting():
+            return False
+        if nn.modules.module._global_forward_hooks or nn.modules.module._global_forward_pre_hooks:
+            return False
+        if any(m._forward_hooks or m._forward_pre_hooks for m in self.layers.modules()):
+            return False  # someone records a layer's (padded) outputs
+        steps, real = x.size(0) * x.size(1), int(lengths.sum())
+        if kv is not None and kv_lengths is not None:
+            steps, real = steps + kv.size(0) * kv.size(1), real + int(kv_lengths.sum())
+        return real <= (1 - float(self.pack_padding_share)) * steps
+
+    def _forward_rows(
+        self, x: Tensor, lengths: Tensor, kv: Tensor | None, kv_lengths: Tensor | None,
+        mask: Tensor, per_head: Tensor, last_only: bool,
+    ) -> Tensor:
+        """:meth:`forward` (after the embedding) with every layer on the real steps as rows:
+        the same values at real steps; zero at padded steps."""
+        rows = Packing(lengths.to(x.device), x.size(1))
+        kv_rows = None if kv is None or kv_lengths is None else Packing(kv_lengths.to(x.device), kv.size(1))
+        h, source = rows.pack(x), None if kv_rows is None or kv is None else kv_rows.pack(kv)
+        if not last_only:
+            for layer in self.layers:
+                h = layer.forward_rows(h, per_head, rows, source, kv_rows)
+            return rows.unpack(self.norm(h))
+        for layer in self.layers[:-1]:
+            h = layer.forward_rows(h, per_head, rows, source, kv_rows)
+        attn = self.layers[-1].attn
+        if mask.size(2) > 1:  # causal: the query row of each sample's last step
+            idx = lengths.to(x.device) - 1
+            mask = mask[torch.arange(x.size(0), device=x.device), :, idx].unsqueeze(2)  # (B, 1, 1, Lk)
+            per_head = attn.per_head_mask(mask, attn.mask_layout(x)[0])
+        return self.norm(self.layers[-1].forward_rows(h, per_head, rows, source, kv_rows, last=True))  # (B, d)
 
 
 def last_real_step(x: Tensor, lengths: Tensor) -> Tensor:
