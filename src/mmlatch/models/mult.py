@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmlatch.models.registry import register_model, register_topdown
-from mmlatch.modules.checks import check_inputs, normalize_lengths
+from mmlatch.modules.checks import check_inputs, has_forward_hooks, normalize_lengths
 from mmlatch.modules.dropout import Dropout
 from mmlatch.modules.masking import length_mask, masked_fill_padding
 from mmlatch.modules.outputs import ModelOutput
@@ -122,7 +122,7 @@ class MulT(nn.Module):
             return None
         if torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export():
             return None
-        if any(m._forward_hooks or m._forward_pre_hooks for m in self.modules()):
+        if has_forward_hooks(self):
             return None  # someone records submodules' outputs (latent probes): one call per batch
         b = next(iter(features.values())).size(0)
         if b < 8:

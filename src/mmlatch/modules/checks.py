@@ -22,6 +22,12 @@ def is_exporting() -> bool:
     )
 
 
+def has_forward_hooks(module: torch.nn.Module) -> bool:
+    """Whether a forward (pre-)hook watches ``module`` or a submodule: someone records their
+    outputs, so a forward must not reshape what they see (split batches, packed rows)."""
+    return any(m._forward_hooks or m._forward_pre_hooks for m in module.modules())
+
+
 def normalize_lengths(
     features: dict[str, Tensor], lengths: Tensor | dict[str, Tensor] | None
 ) -> dict[str, Tensor]:

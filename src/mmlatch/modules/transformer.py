@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mmlatch.modules.checks import has_forward_hooks, is_exporting
 from mmlatch.modules.dropout import Dropout, dropout, keep_scale
-from mmlatch.modules.checks import is_exporting
 from mmlatch.modules.masking import additive_mask, length_mask
 
 
@@ -551,10 +551,8 @@ class TransformerEncoder(nn.Module):
         for layer in self.layers[:-1]:
             x = layer(x, per_head, kv)
         idx = (lengths.to(x.device) - 1).clamp(min=0)  # (B,)
-        if mask.size(2) > 1:  # causal: the query row of each sample's last step
-            mask = mask[torch.arange(x.size(0), device=x.device), :, idx].unsqueeze(2)  # (B, 1, 1, Lk)
+        mask = _last_query_rows(mask, idx)
         return self.norm(self.layers[-1](x, mask, kv, query_index=idx).squeeze(1))  # (B, d)
-
 
     #: in inference on the CPU products path, the row-wise work of each layer runs on the real
     #: steps only (:meth:`TransformerLayer.forward_rows`) when at least this share of the
@@ -569,7 +567,7 @@ class TransformerEncoder(nn.Module):
             return False
         if nn.modules.module._global_forward_hooks or nn.modules.module._global_forward_pre_hooks:
             return False
-        if any(m._forward_hooks or m._forward_pre_hooks for m in self.layers.modules()):
+        if has_forward_hooks(self.layers):
             return False  # someone records a layer's (padded) outputs
         steps, real = x.size(0) * x.size(1), int(lengths.sum())
         if kv is not None and kv_lengths is not None:
@@ -582,21 +580,30 @@ class TransformerEncoder(nn.Module):
     ) -> Tensor:
         """:meth:`forward` (after the embedding) with every layer on the real steps as rows:
         the same values at real steps; zero at padded steps."""
-        rows = Packing(lengths.to(x.device), x.size(1))
-        kv_rows = None if kv is None or kv_lengths is None else Packing(kv_lengths.to(x.device), kv.size(1))
-        h, source = rows.pack(x), None if kv_rows is None or kv is None else kv_rows.pack(kv)
+        rows, kv_rows, source = Packing(lengths.to(x.device), x.size(1)), None, None
+        if kv is not None:
+            assert kv_lengths is not None  # forward checked it
+            kv_rows = Packing(kv_lengths.to(x.device), kv.size(1))
+            source = kv_rows.pack(kv)
+        h = rows.pack(x)
         if not last_only:
             for layer in self.layers:
                 h = layer.forward_rows(h, per_head, rows, source, kv_rows)
             return rows.unpack(self.norm(h))
         for layer in self.layers[:-1]:
             h = layer.forward_rows(h, per_head, rows, source, kv_rows)
-        attn = self.layers[-1].attn
-        if mask.size(2) > 1:  # causal: the query row of each sample's last step
-            idx = lengths.to(x.device) - 1
-            mask = mask[torch.arange(x.size(0), device=x.device), :, idx].unsqueeze(2)  # (B, 1, 1, Lk)
-            per_head = attn.per_head_mask(mask, attn.mask_layout(x)[0])
+        if mask.size(2) > 1:  # causal: one query row per sample now
+            attn = self.layers[-1].attn
+            per_head = attn.per_head_mask(_last_query_rows(mask, lengths.to(x.device) - 1), attn.mask_layout(x)[0])
         return self.norm(self.layers[-1].forward_rows(h, per_head, rows, source, kv_rows, last=True))  # (B, d)
+
+
+def _last_query_rows(mask: Tensor, idx: Tensor) -> Tensor:
+    """A stack's (B, 1, Lq|1, Lk) mask for the query at step ``idx[b]`` of each sample only:
+    (B, 1, 1, Lk) (a causal mask's row ``idx[b]``; a mask of one row as it is)."""
+    if mask.size(2) == 1:
+        return mask
+    return mask[torch.arange(mask.size(0), device=mask.device), :, idx].unsqueeze(2)
 
 
 def last_real_step(x: Tensor, lengths: Tensor) -> Tensor:
